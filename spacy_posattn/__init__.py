@@ -1,0 +1,6 @@
+"""spacy-posattn: BERT + positional-attention named-entity recognition for spaCy."""
+from . import architectures  # noqa: F401  (registers the architectures)
+from .pipeline import PosAttnEntityRecognizer, make_posattn_ner
+
+__version__ = "0.1.0"
+__all__ = ["PosAttnEntityRecognizer", "make_posattn_ner", "__version__"]

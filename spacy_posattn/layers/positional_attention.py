@@ -1,0 +1,182 @@
+"""Local self-attention with a learned relative-position bias, as a thinc layer.
+
+The PyTorch module works on a padded batch `(batch, length, width)`. Each token
+attends to the real tokens of its own document that lie at most `window`
+positions away, and every attention score gets a learned bias per head and per
+relative distance, clipped to `[-max_distance, max_distance]`. Keys are
+gathered block-wise (a block of `window` queries sees its own block and the two
+neighbouring ones), so time and memory grow linearly with document length.
+"""
+import math
+from typing import List, Tuple
+
+import torch
+from thinc.api import ArgsKwargs, Model, PyTorchGradScaler, PyTorchWrapper_v2
+from thinc.api import torch2xp, xp2torch
+from thinc.types import Floats2d
+from torch import nn
+
+
+class PositionalSelfAttention(nn.Module):
+    """Multi-head self-attention restricted to a window, with a relative bias."""
+
+    def __init__(self, width: int, heads: int, window: int, max_distance: int, dropout: float):
+        super().__init__()
+        if width % heads != 0:
+            raise ValueError(f"width ({width}) must be divisible by heads ({heads})")
+        self.heads = heads
+        self.window = window
+        self.max_distance = max_distance
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.dropout = nn.Dropout(dropout)
+        # One bias per head for each clipped distance -max_distance..max_distance.
+        self.rel_bias = nn.Embedding(2 * max_distance + 1, heads)
+        nn.init.normal_(self.rel_bias.weight, std=0.1)
+        # Relative distance (key - query) inside a (window, 3 * window) block.
+        w = window
+        rel = torch.arange(3 * w)[None, :] - w - torch.arange(w)[:, None]
+        self.register_buffer("rel_index", rel.clamp(-max_distance, max_distance) + max_distance, persistent=False)
+        self.register_buffer("too_far", rel.abs() > w, persistent=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (B, L, W) with L a multiple of window; mask (B, L) True on real tokens."""
+        B, L, W = x.shape
+        w, H = self.window, self.heads
+        n = L // w
+        q, k, v = self.qkv(x).view(B, n, w, 3, H, W // H).unbind(dim=3)
+        k, v, key_mask = (_neighbour_blocks(t) for t in (k, v, mask.view(B, n, w)))
+        scores = torch.einsum("bnqhd,bnkhd->bnhqk", q, k) / math.sqrt(W // H)
+        scores = scores + self.rel_bias(self.rel_index).permute(2, 0, 1).to(scores.dtype)
+        blocked = self.too_far | ~key_mask[:, :, None, None, :]
+        scores = scores.masked_fill(blocked, torch.finfo(scores.dtype).min)
+        attn = self.dropout(scores.softmax(dim=-1))
+        y = torch.einsum("bnhqk,bnkhd->bnqhd", attn, v).reshape(B, L, W)
+        return self.out(y)
+
+
+def _neighbour_blocks(t: torch.Tensor) -> torch.Tensor:
+    """(B, n, w, ...) -> (B, n, 3w, ...): each block with its left and right neighbour."""
+    pad = torch.zeros_like(t[:, :1])
+    padded = torch.cat([pad, t, pad], dim=1)
+    return torch.cat([padded[:, :-2], padded[:, 1:-1], padded[:, 2:]], dim=2)
+
+
+class PositionalAttentionBlock(nn.Module):
+    """Pre-norm residual block: local attention, then a feed-forward layer."""
+
+    def __init__(self, width: int, heads: int, window: int, max_distance: int, dropout: float):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(width)
+        self.attn = PositionalSelfAttention(width, heads, window, max_distance, dropout)
+        self.ff_norm = nn.LayerNorm(width)
+        self.ff = nn.Sequential(
+            nn.Linear(width, 4 * width), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * width, width)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), mask))
+        return x + self.dropout(self.ff(self.ff_norm(x)))
+
+
+class PositionalAttentionEncoder(nn.Module):
+    """A stack of `depth` positional-attention blocks with a final LayerNorm."""
+
+    def __init__(self, width: int, depth: int, heads: int, window: int, max_distance: int, dropout: float):
+        super().__init__()
+        self.window = window
+        self.blocks = nn.ModuleList(
+            PositionalAttentionBlock(width, heads, window, max_distance, dropout) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        L = x.shape[1]
+        extra = -L % self.window
+        if extra:
+            x = nn.functional.pad(x, (0, 0, 0, extra))
+            mask = nn.functional.pad(mask, (0, extra), value=False)
+        for block in self.blocks:
+            x = block(x, mask)
+        # Zero the padding so it can never reach anything downstream.
+        return (self.norm(x) * mask[..., None])[:, :L]
+
+
+def positional_attention_encoder(
+    width: int,
+    depth: int,
+    heads: int,
+    window: int,
+    max_distance: int,
+    dropout: float,
+    mixed_precision: bool = False,
+) -> Model[List[Floats2d], List[Floats2d]]:
+    """Wrap `PositionalAttentionEncoder` as a thinc layer over one array per doc.
+
+    width (int): Width of the input and output vectors.
+    depth (int): Number of positional-attention blocks.
+    heads (int): Number of attention heads; must divide `width`.
+    window (int): A token attends to the tokens at most `window` positions away.
+    max_distance (int): Relative distances are clipped to this value.
+    dropout (float): Dropout on attention weights and residual branches.
+    mixed_precision (bool): Run in mixed precision on GPU (no effect on CPU).
+    RETURNS (Model[List[Floats2d], List[Floats2d]]): The layer.
+    """
+    for name, value in (("width", width), ("depth", depth), ("heads", heads), ("window", window)):
+        if value < 1:
+            raise ValueError(f"positional attention: {name} must be at least 1, got {value}")
+    if max_distance < 0:
+        raise ValueError(f"positional attention: max_distance must be >= 0, got {max_distance}")
+    module = PositionalAttentionEncoder(width, depth, heads, window, max_distance, dropout)
+    wrapped = PyTorchWrapper_v2(
+        module,
+        convert_inputs=_pad_docs,
+        convert_outputs=_unpad_docs,
+        mixed_precision=mixed_precision,
+        grad_scaler=PyTorchGradScaler(enabled=mixed_precision),
+    )
+    return Model(
+        "positional_attention",
+        _skip_empty_forward,
+        layers=[wrapped],
+        dims={"nI": width, "nO": width},
+    )
+
+
+def _skip_empty_forward(model: Model, Xs: List[Floats2d], is_train: bool):
+    """Run the wrapped module, unless the batch holds no token at all."""
+    if sum(len(X) for X in Xs) == 0:
+        width = model.get_dim("nO")
+        return [model.ops.alloc2f(0, width) for _ in Xs], lambda dYs: [
+            model.ops.alloc2f(0, width) for _ in dYs
+        ]
+    return model.layers[0](Xs, is_train)
+
+
+def _pad_docs(model: Model, Xs: List[Floats2d], is_train: bool) -> Tuple[ArgsKwargs, object]:
+    ops = model.ops
+    lengths = [len(X) for X in Xs]
+    padded = ops.pad(Xs)
+    mask = ops.xp.zeros(padded.shape[:2], dtype="bool")
+    for i, n in enumerate(lengths):
+        mask[i, :n] = True
+    args = ArgsKwargs(args=(xp2torch(padded, requires_grad=is_train), xp2torch(mask)), kwargs={})
+
+    def backprop(d_args: ArgsKwargs) -> List[Floats2d]:
+        return ops.unpad(torch2xp(d_args.args[0]), lengths)
+
+    return args, backprop
+
+
+def _unpad_docs(model: Model, inputs_outputs, is_train: bool):
+    (Xs, Y_torch) = inputs_outputs
+    ops = model.ops
+    lengths = [len(X) for X in Xs]
+    Ys = ops.unpad(ops.asarray(torch2xp(Y_torch.float())), lengths)
+
+    def backprop(dYs: List[Floats2d]) -> ArgsKwargs:
+        dY = xp2torch(ops.pad(dYs)).to(Y_torch.dtype)
+        return ArgsKwargs(args=(Y_torch,), kwargs={"grad_tensors": dY})
+
+    return Ys, backprop
