@@ -1,0 +1,37 @@
+"""Training callbacks (`[training] before_update`)."""
+import sys
+import time
+from typing import Callable, Dict
+
+from spacy.language import Language
+from spacy.util import registry
+
+
+@registry.callbacks("spacy-posattn.log_step_time.v1")
+def create_log_step_time_v1(every: int = 50) -> Callable[[Language, Dict], None]:
+    """Print seconds per training step every `every` steps, to time the loop.
+
+    Use as `[training.before_update] @callbacks = "spacy-posattn.log_step_time.v1"`.
+    The time between two prints includes any evaluation that happened then.
+
+    every (int): Print after this many steps.
+    RETURNS (Callable[[Language, Dict], None]): The callback.
+    """
+    state = {"start": None, "last": None}
+
+    def log_step_time(nlp: Language, args: Dict) -> None:
+        now = time.perf_counter()
+        step = args["step"]
+        if state["start"] is None:
+            state["start"] = state["last"] = now
+        elif step % every == 0:
+            per_step = (now - state["last"]) / every
+            print(
+                f"[step-time] step {step} epoch {args['epoch']}: {per_step:.3f} s/step, "
+                f"{now - state['start']:.0f} s since step 0",
+                file=sys.stderr,
+                flush=True,
+            )
+            state["last"] = now
+
+    return log_step_time
