@@ -66,3 +66,65 @@ def print_summary(summary: Dict[str, Any]) -> None:
     msg.table(rows, header=header, aligns=["l"] + ["r"] * (len(header) - 1))
     for warning in summary["warnings"]:
         msg.warn(warning)
+
+
+@app.command("evaluate")
+def evaluate_cli(
+    model: str = typer.Argument(..., help="Pipeline name or folder, e.g. training/posattn_minilm/model-best"),
+    data_path: Path = typer.Argument(..., help="A .spacy file with gold docs, e.g. corpus/test.spacy"),
+    output: Path = typer.Option(..., "--output", "-o", help="Scores as JSON; a Markdown report goes beside it"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use, -1 for CPU"),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per nlp.pipe batch"),
+    machine: str = typer.Option("", "--machine", help="Where this ran, for the report (default: CPU count or GPU name)"),
+) -> None:
+    """Score entities (strict, seqeval = spaCy), the paper's token-level flat F1,
+    POS accuracy and words/s, and write JSON plus a Markdown report."""
+    import spacy
+    from thinc.api import require_gpu
+
+    from .evaluate import evaluate_path, write_reports
+
+    if not data_path.exists():
+        msg.fail(f"No such data file: {data_path}. Run `python -m spacy_posattn convert` first.", exits=1)
+    if gpu_id >= 0:
+        require_gpu(gpu_id)
+    nlp = spacy.load(model)
+    scores = evaluate_path(nlp, data_path, batch_size=batch_size)
+    scores.update(model=str(model), data=str(data_path), machine=machine or describe_machine(gpu_id))
+    md_path = write_reports(scores, output, title=f"{Path(model).name} on {data_path.name}")
+    print(md_path.read_text(encoding="utf8"))
+    msg.good(f"Wrote {output} and {md_path}")
+
+
+@app.command("demo")
+def demo_cli(
+    model: str = typer.Argument(..., help="Pipeline name or folder"),
+    output: Path = typer.Option(Path("metrics/demo.html"), "--output", "-o", help="displaCy HTML page to write"),
+) -> None:
+    """Run the paper's example and a few more sentences: print each token with
+    its entity and POS tag, and write the entities as a displaCy page."""
+    import spacy
+
+    from .demo import render_page, run_demo, token_rows
+
+    nlp = spacy.load(model)
+    docs = run_demo(nlp)
+    for doc in docs:
+        msg.divider(doc.text)
+        msg.table(token_rows(doc), header=["token", "entity", "POS"])
+        scores = doc.spans[nlp.get_pipe("posattn_ner").cfg["spans_key"]].attrs["scores"]
+        for ent, score in zip(doc.ents, scores):
+            print(f"  {ent.label_:>4}  {ent.text!r}  confidence {score:.3f}")
+    msg.good(f"Wrote {render_page(docs, output)}")
+
+
+def describe_machine(gpu_id: int) -> str:
+    """RETURNS (str): The GPU's name, or the CPU count, for reports."""
+    import os
+    import platform
+
+    import torch
+
+    if gpu_id >= 0:
+        return f"GPU: {torch.cuda.get_device_name(gpu_id)}"
+    return f"CPU: {os.cpu_count()} cores ({platform.machine()}), {torch.get_num_threads()} torch threads"

@@ -1,0 +1,138 @@
+"""Evaluate a pipeline on a DocBin: entity, token-level and POS scores, speed.
+
+- Strict entity P/R/F1, overall and per type, from seqeval (IOB2, strict mode)
+  and checked equal to spaCy's own `get_ner_prf`.
+- The paper's token-level "flat F1": the support-weighted mean of the per-tag
+  F1 over the tokens' BIO tags, leaving out `O` (what
+  `sklearn_crfsuite.metrics.flat_f1_score(y, p, average="weighted",
+  labels=[all tags but "O"])` computes). A token-level score: not comparable to
+  the entity-level F1.
+- POS accuracy of `token.tag_`, and words per second of `nlp.pipe`.
+"""
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from seqeval.metrics import classification_report
+from seqeval.scheme import IOB2
+from spacy.language import Language
+from spacy.scorer import Scorer, get_ner_prf
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+
+
+def iob_tags(doc: Doc) -> List[str]:
+    """RETURNS (List[str]): The doc's entities as IOB2 tags, one per token."""
+    return [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ in ("B", "I") else "O" for t in doc]
+
+
+def flat_f1(gold: List[List[str]], pred: List[List[str]]) -> float:
+    """Support-weighted F1 over the token tags other than `O` (the paper's metric).
+
+    gold (List[List[str]]): Gold tags per sentence.
+    pred (List[List[str]]): Predicted tags per sentence.
+    RETURNS (float): The weighted F1.
+    """
+    tp, n_gold, n_pred = Counter(), Counter(), Counter()
+    for gold_tags, pred_tags in zip(gold, pred):
+        for g, p in zip(gold_tags, pred_tags):
+            n_gold[g] += 1
+            n_pred[p] += 1
+            tp[g] += g == p
+    labels = sorted((set(n_gold) | set(n_pred)) - {"O"})
+    total = sum(n_gold[label] for label in labels)
+    if total == 0:
+        return 0.0
+    weighted = 0.0
+    for label in labels:
+        if tp[label]:
+            p, r = tp[label] / n_pred[label], tp[label] / n_gold[label]
+            weighted += n_gold[label] * 2 * p * r / (p + r)
+    return weighted / total
+
+
+def evaluate(nlp: Language, docs: List[Doc], batch_size: int = 64) -> Dict:
+    """Run `nlp` on copies of the gold docs and score them.
+
+    nlp (Language): The pipeline.
+    docs (List[Doc]): Gold docs, e.g. from a DocBin.
+    batch_size (int): Batch size for `nlp.pipe`.
+    RETURNS (Dict): The scores (see the module docstring).
+    """
+    inputs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs]
+    start = time.perf_counter()
+    predicted = list(nlp.pipe(inputs, batch_size=batch_size))
+    seconds = time.perf_counter() - start
+    n_words = sum(len(doc) for doc in docs)
+    gold_tags = [iob_tags(doc) for doc in docs]
+    pred_tags = [iob_tags(doc) for doc in predicted]
+    report = classification_report(gold_tags, pred_tags, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    examples = [Example(pred, gold) for pred, gold in zip(predicted, docs)]
+    spacy_ner = get_ner_prf(examples)
+    per_type = {
+        label: {"p": s["precision"], "r": s["recall"], "f": s["f1-score"], "support": int(s["support"])}
+        for label, s in report.items()
+        if label not in ("micro avg", "macro avg", "weighted avg")
+    }
+    overall = report["micro avg"]
+    scores = {
+        "ents_p": overall["precision"],
+        "ents_r": overall["recall"],
+        "ents_f": overall["f1-score"],
+        "ents_per_type": per_type,
+        "spacy_ents_f": spacy_ner["ents_f"],
+        "token_flat_f1": flat_f1(gold_tags, pred_tags),
+        "tag_acc": None,
+        "words": n_words,
+        "docs": len(docs),
+        "seconds": seconds,
+        "words_per_second": n_words / seconds if seconds else None,
+    }
+    if abs(scores["ents_f"] - spacy_ner["ents_f"]) > 1e-6:
+        raise RuntimeError(
+            f"seqeval ({scores['ents_f']:.6f}) and spaCy ({spacy_ner['ents_f']:.6f}) disagree on entity F1"
+        )
+    if any(d.has_annotation("TAG") for d in docs) and any(d.has_annotation("TAG") for d in predicted):
+        scores["tag_acc"] = Scorer.score_token_attr(examples, "tag")["tag_acc"]
+    return scores
+
+
+def evaluate_path(nlp: Language, data_path: Path, batch_size: int = 64, limit: Optional[int] = None) -> Dict:
+    """Evaluate on the docs of a `.spacy` file (the first `limit` if given)."""
+    docs = list(DocBin().from_disk(data_path).get_docs(nlp.vocab))
+    return evaluate(nlp, docs[:limit] if limit else docs, batch_size=batch_size)
+
+
+def markdown_report(scores: Dict, title: str) -> str:
+    """RETURNS (str): The scores as a Markdown report."""
+    pct = lambda x: "n/a" if x is None else f"{100 * x:.2f}"  # noqa: E731
+    lines = [
+        f"# {title}",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| entity P / R / F1 (strict, seqeval = spaCy scorer) | {pct(scores['ents_p'])} / {pct(scores['ents_r'])} / **{pct(scores['ents_f'])}** |",
+        f"| token-level flat F1 (paper's metric, weighted, without `O`) | {pct(scores['token_flat_f1'])} |",
+        f"| POS accuracy (`token.tag_`) | {pct(scores['tag_acc'])} |",
+        f"| speed | {scores['words_per_second']:,.0f} words/s ({scores['words']:,} words in {scores['seconds']:.1f} s) |",
+        "",
+        "| entity type | P | R | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for label, s in sorted(scores["ents_per_type"].items(), key=lambda kv: -kv[1]["support"]):
+        lines.append(f"| {label} | {pct(s['p'])} | {pct(s['r'])} | {pct(s['f'])} | {s['support']} |")
+    for key in ("machine", "model", "data"):
+        if key in scores:
+            lines.append(f"\n{key}: {scores[key]}")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(scores: Dict, json_path: Path, title: str) -> Path:
+    """Write the scores as JSON and, beside it, as Markdown; RETURNS the Markdown path."""
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(scores, indent=2), encoding="utf8")
+    md_path = json_path.with_suffix(".md")
+    md_path.write_text(markdown_report(scores, title), encoding="utf8")
+    return md_path

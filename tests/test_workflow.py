@@ -1,0 +1,78 @@
+"""project.yml end to end on tiny data: assets, convert, train, evaluate, package, demo;
+then the packaged wheel installs and gives the same entities as the trained folder."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+SENTENCES = [
+    [("Alice", "NNP", "B-per"), ("went", "VBD", "O"), ("to", "TO", "O"), ("China", "NNP", "B-geo"), (".", ".", "O")],
+    [("The", "DT", "O"), ("WHO", "NNP", "B-org"), ("met", "VBD", "O"), ("on", "IN", "O"), ("Monday", "NNP", "B-tim"), (".", ".", "O")],
+    [("Bob", "NNP", "B-per"), ("Smith", "NNP", "I-per"), ("visited", "VBD", "O"), ("Paris", "NNP", "B-geo"), (".", ".", "O")],
+    [("Iranian", "JJ", "B-gpe"), ("officials", "NNS", "O"), ("said", "VBD", "O"), ("so", "RB", "O"), ("\u2019", "POS", "O"), (".", ".", "O")],
+]
+
+
+def write_tiny_gmb(path: Path, n_sentences: int = 40) -> Path:
+    rows = ["Sentence #,Word,POS,Tag"]
+    for i in range(n_sentences):
+        for j, (word, pos, tag) in enumerate(SENTENCES[i % len(SENTENCES)]):
+            rows.append(f"{f'Sentence: {i + 1}' if j == 0 else ''},{word},{pos},{tag}")
+    csv_bytes = ("\r\n".join(rows) + "\r\n").encode("cp1252")
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ner_dataset.csv", csv_bytes)
+    return path
+
+
+def run(args, cwd, env=None):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{args}\nSTDOUT:\n{result.stdout[-3000:]}\nSTDERR:\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def test_project_all_tiny(tiny_bert, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "project.yml", project)
+    shutil.copytree(ROOT / "configs", project / "configs")
+    shutil.copytree(ROOT / "scripts", project / "scripts")
+    source = write_tiny_gmb(tmp_path / "tiny_gmb.zip")
+    overrides = [
+        f"--vars.gmb_source={source}",
+        "--vars.config=posattn_tiny",
+        f"--vars.encoder={tiny_bert}",
+        "--vars.max_steps=20",
+        "--vars.n_sents=2",
+        "--vars.name=gmb_posattn_tiny",
+    ]
+    out = run([sys.executable, "-m", "spacy", "project", "run", "all", str(project), *overrides], cwd=project)
+    summary = json.loads((project / "corpus" / "summary.json").read_text())
+    assert [summary["splits"][s]["sentences"] for s in ("train", "dev", "test")] == [32, 4, 4]
+    metrics = json.loads((project / "metrics" / "posattn_tiny.json").read_text())
+    for key in ("ents_f", "ents_p", "ents_r", "token_flat_f1", "tag_acc", "words_per_second"):
+        assert isinstance(metrics[key], float), key
+    assert metrics["ents_f"] == pytest.approx(metrics["spacy_ents_f"])
+    assert (project / "metrics" / "posattn_tiny.md").read_text().count("|") > 20
+    assert "Alice" in out and "displacy" in (project / "metrics" / "demo.html").read_text().lower()
+
+    # The packaged wheel declares spacy-posattn and loads offline, like the trained folder.
+    wheel = next((project / "packages").glob("*/dist/en_gmb_posattn_tiny-0.1.0-py3-none-any.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        meta = next(n for n in zf.namelist() if n.endswith("METADATA"))
+        assert "Requires-Dist: spacy-posattn" in zf.read(meta).decode()
+    target = tmp_path / "site"
+    run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(target), str(wheel)], cwd=tmp_path)
+    check = (
+        "import spacy, sys; text = 'Alice went to China on Monday .'; "
+        "a = spacy.load('en_gmb_posattn_tiny'); b = spacy.load(sys.argv[1]); "
+        "print([(e.text, e.label_) for e in a(text).ents] == [(e.text, e.label_) for e in b(text).ents], a.meta['name'])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    best = project / "training" / "posattn_tiny" / "model-best"
+    assert run([sys.executable, "-c", check, str(best)], cwd=tmp_path, env=env).split() == ["True", "gmb_posattn_tiny"]
