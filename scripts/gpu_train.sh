@@ -32,3 +32,4 @@ for n in $ns; do
   grep -E "entity P|flat F1|POS acc|speed" "$out/test_n$n.md" 2>/dev/null
   rm -f "$out/test_n$n.md"  # the JSON holds the same; at most 8 files come back from a GPU machine
 done
+python3 scripts/n_sents_table.py "$out" | tee "$out/n_sents.md"

@@ -18,7 +18,7 @@ import srsly
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-DEFAULT_N_SENTS = 1
+DEFAULT_N_SENTS = 10  # measured: results/n_sents.md
 EMPTY_WORD = "<EMPTY>"
 ENCODING = "cp1252"
 HEADER = ["Sentence #", "Word", "POS", "Tag"]

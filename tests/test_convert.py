@@ -112,7 +112,7 @@ def test_split_sizes():
 
 
 def test_round_trip(csv_path: Path, tmp_path: Path):
-    summary = convert(csv_path, tmp_path / "out")
+    summary = convert(csv_path, tmp_path / "out", n_sents=1)
     train = load(tmp_path / "out" / "train.spacy")
     dev, test = load(tmp_path / "out" / "dev.spacy"), load(
         tmp_path / "out" / "test.spacy"
@@ -239,7 +239,7 @@ def test_i_start_repairs(tmp_path: Path):
     sentences[8][2] = (b".", b".", b"I-geo")  # line 41: after O
     sentences[9][0] = (b"Word10", b"NNP", b"I-geo")  # line 42: sentence start after O
     path = write(tmp_path / "in.csv", make_csv(sentences))
-    summary = convert(path, tmp_path / "out")
+    summary = convert(path, tmp_path / "out", n_sents=1)
     train = load(tmp_path / "out" / "train.spacy")
     assert [(e.text, e.label_) for e in train[0].ents] == [
         ("Thousands", "geo"), ("marched", "tim"), ("London", "geo")
@@ -283,7 +283,7 @@ def test_empty_word_repair(tmp_path: Path):
     sentences[0][1] = (b"", b"IN", b"O")  # line 3
     sentences[2][3] = (b"  ", b"VBD", b"O")  # line 21
     path = write(tmp_path / "in.csv", make_csv(sentences))
-    summary = convert(path, tmp_path / "out")
+    summary = convert(path, tmp_path / "out", n_sents=1)
     train = load(tmp_path / "out" / "train.spacy")
     assert train[0][1].text == EMPTY_WORD
     assert train[2][3].text == EMPTY_WORD

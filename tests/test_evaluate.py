@@ -1,0 +1,21 @@
+"""Evaluation metrics: the paper's token-level flat F1 and the IOB view of docs."""
+import pytest
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
+
+from spacy_posattn.evaluate import flat_f1, iob_tags
+
+
+def test_flat_f1_by_hand():
+    gold = [["B-per", "I-per", "O", "B-geo"], ["B-geo", "O"]]
+    pred = [["B-per", "O", "O", "B-geo"], ["B-org", "O"]]
+    # B-per: P 1, R 1 (support 1); I-per: P 0 (support 1); B-geo: P 1, R 1/2 -> F1 2/3 (support 2);
+    # B-org: support 0. Weighted by gold support over tags other than O: (1 + 0 + 2 * 2/3) / 4.
+    assert flat_f1(gold, pred) == pytest.approx((1 + 0 + 2 * 2 / 3) / 4)
+    assert flat_f1(gold, gold) == 1.0
+    assert flat_f1([["O"]], [["O"]]) == 0.0
+
+
+def test_iob_tags():
+    doc = Doc(Vocab(), words=["Bob", "Smith", "in", "Paris"], ents=["B-per", "I-per", "O", "B-geo"])
+    assert iob_tags(doc) == ["B-per", "I-per", "O", "B-geo"]
