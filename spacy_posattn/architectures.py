@@ -44,8 +44,10 @@ def build_positional_attention_tagger_v1(
         positions away, so cost grows linearly with the doc's length.
     max_distance (int): Relative distances share a learned bias per head up to
         this value; longer ones are clipped to it.
-    dropout (float): Dropout in the blocks and before the output layer.
-    mixed_precision (bool): Run the attention blocks in mixed precision on GPU.
+    dropout (float): Dropout in the blocks and before the output layer. spaCy's
+        `[training] dropout` overrides it for the output layer only: the blocks
+        (PyTorch) keep this value.
+    mixed_precision (bool): Run the attention blocks in mixed precision (GPU only).
     nO (Optional[int]): Number of tags; inferred from the labels when omitted.
     RETURNS (Model[List[Doc], List[Floats2d]]): One row of tag probabilities per token.
     """

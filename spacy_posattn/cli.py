@@ -106,15 +106,17 @@ def demo_cli(
     import spacy
 
     from .demo import render_page, run_demo, token_rows
+    from .pipeline import PosAttnEntityRecognizer
 
     nlp = spacy.load(model)
+    keys = [pipe.cfg["spans_key"] for _, pipe in nlp.pipeline if isinstance(pipe, PosAttnEntityRecognizer)]
     docs = run_demo(nlp)
     for doc in docs:
         msg.divider(doc.text)
         msg.table(token_rows(doc), header=["token", "entity", "POS"])
-        scores = doc.spans[nlp.get_pipe("posattn_ner").cfg["spans_key"]].attrs["scores"]
-        for ent, score in zip(doc.ents, scores):
-            print(f"  {ent.label_:>4}  {ent.text!r}  confidence {score:.3f}")
+        for key in keys:
+            for ent, score in zip(doc.spans[key], doc.spans[key].attrs["scores"]):
+                print(f"  {ent.label_:>4}  {ent.text!r}  confidence {score:.3f}")
     msg.good(f"Wrote {render_page(docs, output)}")
 
 

@@ -19,3 +19,16 @@ def test_flat_f1_by_hand():
 def test_iob_tags():
     doc = Doc(Vocab(), words=["Bob", "Smith", "in", "Paris"], ents=["B-per", "I-per", "O", "B-geo"])
     assert iob_tags(doc) == ["B-per", "I-per", "O", "B-geo"]
+
+
+def test_evaluate_without_any_entities():
+    """Regression: spaCy's scorer gives ents_f None with no entities at all; no crash."""
+    import spacy
+
+    from spacy_posattn.evaluate import evaluate, markdown_report
+
+    nlp = spacy.blank("en")
+    gold = [Doc(nlp.vocab, words=["no", "entities"], ents=["O", "O"])]
+    scores = evaluate(nlp, gold)
+    assert scores["ents_f"] == 0.0 and scores["spacy_ents_f"] is None
+    assert "entity P / R / F1" in markdown_report(scores, "empty")

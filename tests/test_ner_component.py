@@ -132,3 +132,20 @@ def test_bundled_minilm_encoder_loads():
     assert doc._.trf_data.model_output.last_hidden_state.shape[-1] == 384
     assert all(e.label_ in {"geo", "org", "per", "tim"} for e in doc.ents)
     assert resolve_encoder("bert-base-uncased") == "bert-base-uncased"
+
+
+def test_demo_pairs_scores_with_predicted_spans(trained, tmp_path, monkeypatch):
+    """Regression: the demo printed doc.ents zipped with scores of doc.spans only."""
+    from typer.testing import CliRunner
+
+    import spacy_posattn.demo as demo
+    from spacy_posattn.cli import app
+
+    nlp, _ = trained
+    nlp.to_disk(tmp_path / "model")
+    monkeypatch.setattr(demo, "DEMO_TEXTS", [TRAIN_DATA[0][0]])
+    monkeypatch.setattr(demo.run_demo, "__defaults__", ([TRAIN_DATA[0][0]],))
+    result = CliRunner().invoke(app, ["demo", str(tmp_path / "model"), "--output", str(tmp_path / "d.html")])
+    assert result.exit_code == 0, result.output
+    assert "per  'Alice'  confidence" in result.output and "geo  'China'  confidence" in result.output
+    assert "Alice" in (tmp_path / "d.html").read_text()

@@ -120,7 +120,8 @@ def positional_attention_encoder(
     window (int): A token attends to the tokens at most `window` positions away.
     max_distance (int): Relative distances are clipped to this value.
     dropout (float): Dropout on attention weights and residual branches.
-    mixed_precision (bool): Run in mixed precision on GPU (no effect on CPU).
+    mixed_precision (bool): Run under CUDA autocast with a gradient scaler. GPU
+        only: like spacy-transformers, training on CPU with it raises an error.
     RETURNS (Model[List[Floats2d], List[Floats2d]]): The layer.
     """
     for name, value in (("width", width), ("depth", depth), ("heads", heads), ("window", window)):
@@ -157,11 +158,10 @@ def _skip_empty_forward(model: Model, Xs: List[Floats2d], is_train: bool):
 def _pad_docs(model: Model, Xs: List[Floats2d], is_train: bool) -> Tuple[ArgsKwargs, object]:
     ops = model.ops
     lengths = [len(X) for X in Xs]
-    padded = ops.pad(Xs)
-    mask = ops.xp.zeros(padded.shape[:2], dtype="bool")
-    for i, n in enumerate(lengths):
-        mask[i, :n] = True
-    args = ArgsKwargs(args=(xp2torch(padded, requires_grad=is_train), xp2torch(mask)), kwargs={})
+    padded = xp2torch(ops.pad(Xs), requires_grad=is_train)
+    positions = torch.arange(padded.shape[1], device=padded.device)
+    mask = positions[None, :] < torch.tensor(lengths, device=padded.device)[:, None]
+    args = ArgsKwargs(args=(padded, mask), kwargs={})
 
     def backprop(d_args: ArgsKwargs) -> List[Floats2d]:
         return ops.unpad(torch2xp(d_args.args[0]), lengths)

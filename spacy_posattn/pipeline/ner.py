@@ -8,7 +8,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, SpanGroup
 from spacy.training import Example, biluo_tags_to_spans, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, get_array_module, to_numpy
+from thinc.api import Config, Model, to_numpy
 from thinc.types import Floats2d
 
 from .decoding import biluo_tags, transition_constraints, viterbi_decode
@@ -90,7 +90,7 @@ class PosAttnEntityRecognizer(TrainablePipe):
         self.name = name
         self.scorer = scorer
         self.cfg: Dict = {"labels": [], "spans_key": spans_key}
-        self._constraints: Optional[Tuple] = None
+        self._constraints: Dict[Tuple[str, ...], Tuple] = {}
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -119,7 +119,6 @@ class PosAttnEntityRecognizer(TrainablePipe):
             return 0
         self._allow_extra_label()
         self.cfg["labels"] = sorted([*self.labels, label])
-        self._constraints = None
         self.vocab.strings.add(label)
         return 1
 
@@ -192,15 +191,16 @@ class PosAttnEntityRecognizer(TrainablePipe):
                 if taken.isdisjoint(range(span.start, span.end))
             ]
             doc.set_ents(existing + spans, default="outside")
-            scores = [float(chosen[span.start : span.end].mean()) for span in spans]
+            confidences = [float(chosen[span.start : span.end].mean()) for span in spans]
             doc.spans[self.cfg["spans_key"]] = SpanGroup(
-                doc, name=self.cfg["spans_key"], spans=spans, attrs={"scores": scores}
+                doc, name=self.cfg["spans_key"], spans=spans, attrs={"scores": confidences}
             )
 
     def _get_constraints(self) -> Tuple:
-        if self._constraints is None:
-            self._constraints = transition_constraints(self.tags)
-        return self._constraints
+        # Keyed on the labels: from_disk/from_bytes replace them.
+        if self.labels not in self._constraints:
+            self._constraints[self.labels] = transition_constraints(self.tags)
+        return self._constraints[self.labels]
 
     def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
         """Cross-entropy on the tokens with a gold tag ("active loss"): tokens
@@ -212,30 +212,26 @@ class PosAttnEntityRecognizer(TrainablePipe):
         """
         validate_examples(examples, "PosAttnEntityRecognizer.get_loss")
         tag_ids = {tag: i for i, tag in enumerate(self.tags)}
-        loss = 0.0
-        d_scores = []
-        for eg, guess in zip(examples, scores):
-            xp = get_array_module(guess)
-            gold = eg.get_aligned_ner()
-            known = [i for i, tag in enumerate(gold) if tag not in (None, "-", "")]
-            ids = []
-            for i in known:
-                if gold[i] not in tag_ids:
-                    label = gold[i].split("-", 1)[-1]
+        gold_ids = []
+        for eg in examples:
+            for tag in eg.get_aligned_ner():
+                if tag in (None, "-", ""):
+                    gold_ids.append(-1)  # missing or misaligned: no loss
+                elif tag in tag_ids:
+                    gold_ids.append(tag_ids[tag])
+                else:
                     raise ValueError(
-                        f"[posattn_ner] Entity label '{label}' in '{eg.reference.text[:60]}' was not "
-                        f"seen at initialization (labels: {', '.join(self.labels)}). Re-initialize with "
-                        "data or `labels` that include it."
+                        f"[posattn_ner] Entity label '{tag.split('-', 1)[-1]}' in "
+                        f"'{eg.reference.text[:60]}' was not seen at initialization (labels: "
+                        f"{', '.join(self.labels)}). Re-initialize with data or `labels` that include it."
                     )
-                ids.append(tag_ids[gold[i]])
-            d = guess.copy()
-            mask = xp.zeros((len(gold),), dtype="bool")
-            mask[known] = True
-            d[~mask] = 0.0
-            if known:
-                rows = xp.asarray(known)
-                cols = xp.asarray(ids)
-                loss -= float(xp.log(xp.clip(guess[rows, cols], 1e-12, 1.0)).sum())
-                d[rows, cols] -= 1.0
-            d_scores.append(d)
-        return loss, d_scores
+        ops = self.model.ops
+        guesses = ops.flatten(scores)
+        ids = ops.asarray1i(gold_ids)
+        rows = ops.xp.nonzero(ids >= 0)[0]
+        # d is the gradient w.r.t. the pre-softmax logits (thinc's Softmax_v2 convention).
+        d_scores = ops.alloc2f(*guesses.shape)
+        d_scores[rows] = guesses[rows]
+        d_scores[rows, ids[rows]] -= 1.0
+        loss = -ops.xp.log(ops.xp.clip(guesses[rows, ids[rows]], 1e-12, 1.0)).sum()
+        return float(loss), ops.unflatten(d_scores, [len(s) for s in scores])

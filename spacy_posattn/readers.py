@@ -1,0 +1,37 @@
+"""Corpus readers (`[corpora]`)."""
+from pathlib import Path
+from typing import Callable, Iterator, Union
+
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Corpus, Example
+from spacy.util import registry
+
+
+@registry.readers("spacy-posattn.GoldTokensCorpus.v1")
+def create_gold_tokens_corpus_v1(
+    path: Union[str, Path], limit: int = 0, max_length: int = 0
+) -> Callable[[Language], Iterator[Example]]:
+    """Read a `.spacy` file like `spacy.Corpus.v1`, but keep the gold tokenization
+    (and the multi-sentence Docs) for the predicted side of each Example.
+
+    `spacy.Corpus.v1` re-tokenizes the text with the pipeline's tokenizer, which
+    splits GMB tokens such as "20-year-old" and leaves their tags without a
+    one-to-one alignment; `gold_preproc = true` keeps the tokens but cuts every
+    Doc into sentences, which loses the document context.
+
+    path (Union[str, Path]): The `.spacy` file.
+    limit (int): Read at most this many Docs; 0 for all.
+    max_length (int): Skip Docs longer than this many tokens; 0 for no limit.
+    RETURNS (Callable[[Language], Iterator[Example]]): The reader.
+    """
+    corpus = Corpus(path, limit=limit, max_length=max_length, gold_preproc=False)
+
+    def read(nlp: Language) -> Iterator[Example]:
+        for eg in corpus(nlp):
+            ref = eg.reference
+            words = [token.text for token in ref]
+            spaces = [bool(token.whitespace_) for token in ref]
+            yield Example(Doc(nlp.vocab, words=words, spaces=spaces), ref)
+
+    return read
