@@ -6,6 +6,7 @@ import pytest
 import spacy
 
 SETUP_CFG = Path(__file__).parent.parent / "setup.cfg"
+GROUPS = ["spacy_factories", "spacy_architectures", "spacy_readers", "spacy_callbacks"]
 
 
 def entry_points(group: str):
@@ -15,23 +16,24 @@ def entry_points(group: str):
     return [tuple(part.strip() for part in line.split("=", 1)) for line in lines]
 
 
-@pytest.mark.parametrize("name,target", entry_points("spacy_architectures"))
-def test_architectures_registered(name, target):
-    func = spacy.registry.architectures.get(name)
-    module, attr = target.split(":")
-    assert func.__module__ == module and func.__name__ == attr
+ALL = [(group, name, target) for group in GROUPS for name, target in entry_points(group)]
 
 
-@pytest.mark.parametrize("name,target", entry_points("spacy_factories"))
-def test_factories_registered(name, target):
-    assert spacy.registry.factories.get(name).__name__ == target.split(":")[1]
-    assert name in spacy.blank("en").factory_names
+@pytest.mark.parametrize("group,name,target", ALL)
+def test_registered(group, name, target):
+    registry = getattr(spacy.registry, group.replace("spacy_", ""))
+    func = registry.get(name)
+    assert func.__name__ == target.split(":")[1]
 
 
-def test_entry_points_installed():
+def test_factory_known_to_language():
+    assert "posattn_ner" in spacy.blank("en").factory_names
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_entry_points_installed(group):
     """The installed distribution exposes the same entry points (so no import is needed)."""
     from importlib.metadata import entry_points as installed
 
-    for group in ("spacy_architectures", "spacy_factories"):
-        names = {ep.name for ep in installed(group=group) if ep.value.startswith("spacy_posattn")}
-        assert names == {name for name, _ in entry_points(group)}
+    names = {ep.name for ep in installed(group=group) if ep.value.startswith("spacy_posattn")}
+    assert names == {name for name, _ in entry_points(group)}
