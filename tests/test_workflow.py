@@ -48,6 +48,7 @@ def test_project_all_tiny(tiny_bert, tmp_path):
         "--vars.config=posattn_tiny",
         f"--vars.encoder={tiny_bert}",
         "--vars.max_steps=20",
+        "--vars.eval_frequency=10",
         "--vars.n_sents=2",
         "--vars.name=gmb_posattn_tiny",
     ]
