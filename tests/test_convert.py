@@ -471,7 +471,7 @@ def test_cli(csv_path: Path, tmp_path: Path):
 @pytest.mark.slow
 def test_real_corpus(tmp_path: Path):
     start = time.time()
-    summary = convert(GMB_ZIP, tmp_path)
+    summary = convert(GMB_ZIP, tmp_path, n_sents=1)
     elapsed = time.time() - start
     splits = summary["splits"]
     names = ("train", "dev", "test")
