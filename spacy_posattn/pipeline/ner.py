@@ -90,7 +90,6 @@ class PosAttnEntityRecognizer(TrainablePipe):
         self.name = name
         self.scorer = scorer
         self.cfg: Dict = {"labels": [], "spans_key": spans_key}
-        self._constraints: Dict[Tuple[str, ...], Tuple] = {}
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -179,8 +178,8 @@ class PosAttnEntityRecognizer(TrainablePipe):
         docs = list(docs)
         probs = [to_numpy(p) for p in scores]
         log_probs = [numpy.log(numpy.clip(p, 1e-12, 1.0)) for p in probs]
-        paths = viterbi_decode(log_probs, *self._get_constraints())
         tags = self.tags
+        paths = viterbi_decode(log_probs, *transition_constraints(tags))
         for doc, path, prob in zip(docs, paths, probs):
             chosen = prob[numpy.arange(len(path)), path]
             existing = list(doc.ents)
@@ -195,12 +194,6 @@ class PosAttnEntityRecognizer(TrainablePipe):
             doc.spans[self.cfg["spans_key"]] = SpanGroup(
                 doc, name=self.cfg["spans_key"], spans=spans, attrs={"scores": confidences}
             )
-
-    def _get_constraints(self) -> Tuple:
-        # Keyed on the labels: from_disk/from_bytes replace them.
-        if self.labels not in self._constraints:
-            self._constraints[self.labels] = transition_constraints(self.tags)
-        return self._constraints[self.labels]
 
     def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
         """Cross-entropy on the tokens with a gold tag ("active loss"): tokens
