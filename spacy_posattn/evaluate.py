@@ -22,6 +22,8 @@ from spacy.scorer import Scorer, get_ner_prf
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
+from .readers import unannotated_copy
+
 
 def iob_tags(doc: Doc) -> List[str]:
     """RETURNS (List[str]): The doc's entities as IOB2 tags, one per token."""
@@ -61,7 +63,7 @@ def evaluate(nlp: Language, docs: List[Doc], batch_size: int = 64) -> Dict:
     batch_size (int): Batch size for `nlp.pipe`.
     RETURNS (Dict): The scores (see the module docstring).
     """
-    inputs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs]
+    inputs = [unannotated_copy(doc) for doc in docs]
     start = time.perf_counter()
     predicted = list(nlp.pipe(inputs, batch_size=batch_size))
     seconds = time.perf_counter() - start

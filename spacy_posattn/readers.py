@@ -29,9 +29,11 @@ def create_gold_tokens_corpus_v1(
 
     def read(nlp: Language) -> Iterator[Example]:
         for eg in corpus(nlp):
-            ref = eg.reference
-            words = [token.text for token in ref]
-            spaces = [bool(token.whitespace_) for token in ref]
-            yield Example(Doc(nlp.vocab, words=words, spaces=spaces), ref)
+            yield Example(unannotated_copy(eg.reference), eg.reference)
 
     return read
+
+
+def unannotated_copy(doc: Doc) -> Doc:
+    """RETURNS (Doc): A Doc with the same tokens and spaces, and no annotation."""
+    return Doc(doc.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
