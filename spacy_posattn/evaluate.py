@@ -66,12 +66,28 @@ def evaluate(nlp: Language, docs: List[Doc], batch_size: int = 64) -> Dict:
     inputs = [unannotated_copy(doc) for doc in docs]
     start = time.perf_counter()
     predicted = list(nlp.pipe(inputs, batch_size=batch_size))
-    seconds = time.perf_counter() - start
-    n_words = sum(len(doc) for doc in docs)
-    gold_tags = [iob_tags(doc) for doc in docs]
+    return score_docs(docs, predicted, seconds=time.perf_counter() - start)
+
+
+def score_docs(gold: List[Doc], predicted: List[Doc], seconds: Optional[float] = None) -> Dict:
+    """Score predicted docs against gold docs with the same tokens.
+
+    gold (List[Doc]): Gold docs.
+    predicted (List[Doc]): The system's docs, in the same order.
+    seconds (Optional[float]): Time the system took to predict, for words/s.
+    RETURNS (Dict): The scores (see the module docstring), plus `type_confusion`:
+        token counts by gold entity type (or "O") and predicted type (or "O").
+    """
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold docs but {len(predicted)} predicted docs")
+    for i, (g, p) in enumerate(zip(gold, predicted)):
+        if [t.text for t in g] != [t.text for t in p]:
+            raise ValueError(f"Doc {i}: the predicted tokens differ from the gold tokens")
+    n_words = sum(len(doc) for doc in gold)
+    gold_tags = [iob_tags(doc) for doc in gold]
     pred_tags = [iob_tags(doc) for doc in predicted]
     report = classification_report(gold_tags, pred_tags, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
-    examples = [Example(pred, gold) for pred, gold in zip(predicted, docs)]
+    examples = [Example(pred, ref) for pred, ref in zip(predicted, gold)]
     spacy_ner = get_ner_prf(examples)
     per_type = {
         label: {"p": s["precision"], "r": s["recall"], "f": s["f1-score"], "support": int(s["support"])}
@@ -87,8 +103,9 @@ def evaluate(nlp: Language, docs: List[Doc], batch_size: int = 64) -> Dict:
         "spacy_ents_f": spacy_ner["ents_f"],
         "token_flat_f1": flat_f1(gold_tags, pred_tags),
         "tag_acc": None,
+        "type_confusion": type_confusion(gold, predicted),
         "words": n_words,
-        "docs": len(docs),
+        "docs": len(gold),
         "seconds": seconds,
         "words_per_second": n_words / seconds if seconds else None,
     }
@@ -96,9 +113,22 @@ def evaluate(nlp: Language, docs: List[Doc], batch_size: int = 64) -> Dict:
         raise RuntimeError(
             f"seqeval ({scores['ents_f']:.6f}) and spaCy ({spacy_ner['ents_f']:.6f}) disagree on entity F1"
         )
-    if any(d.has_annotation("TAG") for d in docs) and any(d.has_annotation("TAG") for d in predicted):
+    if any(d.has_annotation("TAG") for d in gold) and any(d.has_annotation("TAG") for d in predicted):
         scores["tag_acc"] = Scorer.score_token_attr(examples, "tag")["tag_acc"]
     return scores
+
+
+def type_confusion(gold: List[Doc], predicted: List[Doc]) -> Dict[str, Dict[str, int]]:
+    """Count tokens by gold and predicted entity type ("O" outside entities).
+
+    RETURNS (Dict[str, Dict[str, int]]): counts[gold_type][predicted_type].
+    """
+    counts: Dict[str, Dict[str, int]] = {}
+    for g_doc, p_doc in zip(gold, predicted):
+        for g, p in zip(g_doc, p_doc):
+            row = counts.setdefault(g.ent_type_ or "O", {})
+            row[p.ent_type_ or "O"] = row.get(p.ent_type_ or "O", 0) + 1
+    return counts
 
 
 def evaluate_path(nlp: Language, data_path: Path, batch_size: int = 64, limit: Optional[int] = None) -> Dict:
