@@ -69,6 +69,26 @@ def build_positional_attention_tagger_v1(
     return model
 
 
+@registry.architectures("spacy-posattn.PositionalAttentionEncoder.v1")
+def build_positional_attention_encoder_v1(
+    width: int,
+    depth: int = 2,
+    heads: int = 4,
+    window: int = 64,
+    max_distance: int = 16,
+    dropout: float = 0.1,
+) -> Model[List[Floats2d], List[Floats2d]]:
+    """The positional-attention blocks alone, as the `encode` layer of
+    `spacy.Tok2Vec.v2`: a Transformer encoder trained from scratch on top of
+    spaCy's hashed embeddings (the paper's "Transformer" baseline).
+
+    width (int): Width of the input and output vectors; the embedding's width.
+    Other arguments: as `spacy-posattn.PositionalAttentionTagger.v1`.
+    RETURNS (Model[List[Floats2d], List[Floats2d]]): The encoder.
+    """
+    return positional_attention_encoder(width, depth, heads, window, max_distance, dropout)
+
+
 def empty_docs_full_width() -> Model[List[Floats2d], List[Floats2d]]:
     """Reshape the (0, 0) arrays of empty docs to (0, width), width from the batch."""
 
