@@ -1,0 +1,204 @@
+"""Frozen-encoder training on cached features (`python -m spacy_posattn train-cached`).
+
+With the transformer frozen, its word vectors for a Doc never change, so they
+are computed once per corpus, kept on disk (float16) and reused by every epoch
+and by every head trained on the same encoder. The heads (spaCy's tagger,
+posattn_ner) are trained by `nlp.update` with each listener temporarily replaced
+by a layer that reads `doc.tensor`; the saved pipeline has the listeners back, so
+it runs on raw text like any other.
+"""
+import hashlib
+import json
+import random
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.schemas import ConfigSchemaTraining
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.training.initialize import init_nlp
+from spacy.util import load_config, minibatch, registry, resolve_dot_names
+from thinc.api import Model
+
+from .evaluate import score_docs
+from .readers import unannotated_copy
+
+
+def cached_vectors(width: int) -> Model:
+    """A tok2vec stand-in that returns `doc.tensor` (the cached encoder output)."""
+
+    def forward(model: Model, docs: List[Doc], is_train: bool):
+        Xs = [model.ops.asarray2f(doc.tensor, dtype="float32") for doc in docs]
+        return Xs, lambda dXs: []
+
+    return Model("cached_vectors", forward, dims={"nO": width})
+
+
+def listener_chains(nlp: Language) -> Dict[str, Model]:
+    """RETURNS (Dict[str, Model]): For each component that listens to the
+    transformer, its `tok2vec` sublayer (listener + pooling)."""
+    chains = {}
+    for name, proc in nlp.pipeline:
+        model = getattr(proc, "model", None)
+        if name != "transformer" and model is not None and model.has_ref("tok2vec"):
+            tok2vec = model.get_ref("tok2vec")
+            if any(node.name.startswith("transformer-listener") for node in tok2vec.walk()):
+                chains[name] = tok2vec
+    if not chains:
+        raise ValueError("train-cached: no component listens to a 'transformer' component in this config")
+    return chains
+
+
+def encode_docs(nlp: Language, pool: Model, docs: List[Doc], batch_size: int = 16) -> List[numpy.ndarray]:
+    """Run the frozen transformer and the listener's pooling over `docs`.
+
+    RETURNS (List[numpy.ndarray]): One (n_tokens, width) float16 array per doc.
+    """
+    transformer = nlp.get_pipe("transformer")
+    vectors = []
+    for batch in minibatch(docs, batch_size):
+        transformer.set_annotations(batch, transformer.predict(batch))
+        for doc, X in zip(batch, pool.predict(batch)):
+            vectors.append(pool.ops.to_numpy(X).astype(numpy.float16))
+            doc._.trf_data = None  # free the word-piece outputs
+    return vectors
+
+
+def cached_features(
+    nlp: Language, pool: Model, docs: List[Doc], cache_dir: Path, key: str
+) -> Tuple[List[numpy.ndarray], float]:
+    """Load the docs' encoder vectors from `cache_dir`, or compute and store them.
+
+    key (str): Identifies the encoder and the corpus; part of the file name.
+    RETURNS (Tuple[List[numpy.ndarray], float]): The vectors, and the seconds the
+        feature pass took when it was computed (read back from the cache).
+    """
+    lengths = [len(doc) for doc in docs]
+    digest = hashlib.sha1(json.dumps([key, lengths]).encode("utf8")).hexdigest()[:16]
+    data_path, meta_path = cache_dir / f"{digest}.npy", cache_dir / f"{digest}.json"
+    if data_path.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text(encoding="utf8"))
+        flat = numpy.load(data_path)
+        return numpy.split(flat, numpy.cumsum(lengths)[:-1]), meta["seconds"]
+    start = time.perf_counter()
+    vectors = encode_docs(nlp, pool, docs)
+    seconds = time.perf_counter() - start
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    numpy.save(data_path, numpy.concatenate(vectors) if vectors else numpy.zeros((0, 0), numpy.float16))
+    meta_path.write_text(json.dumps({"key": key, "docs": len(docs), "tokens": sum(lengths), "seconds": seconds}))
+    return vectors, seconds
+
+
+def train_cached(config_path: Path, output_dir: Path, epochs: int, cache_dir: Path, seed: int = 0) -> float:
+    """Train every component but the transformer on cached encoder outputs.
+
+    Writes output_dir/model-best (the epoch with the best weighted dev score)
+    and output_dir/train_log.jsonl: per epoch, the train and dev loss per token
+    of each head, the dev scores, and `seconds` = feature pass + head training.
+    RETURNS (float): The best weighted dev score.
+    """
+    config = load_config(config_path, interpolate=False)
+    nlp = init_nlp(config)
+    resolved = nlp.config.interpolate()
+    T = registry.resolve(resolved["training"], schema=ConfigSchemaTraining)
+    train_corpus, dev_corpus = resolve_dot_names(resolved, [T["train_corpus"], T["dev_corpus"]])
+    train = list(train_corpus(nlp))
+    dev = list(dev_corpus(nlp))
+    # The learning-rate schedule runs over all the head's steps.
+    steps_per_epoch = sum(1 for _ in T["batcher"](train))
+    resolved["training"]["max_steps"] = epochs * steps_per_epoch
+    learn_rate = resolved["training"]["optimizer"].get("learn_rate")
+    if isinstance(learn_rate, dict) and "total_steps" in learn_rate:
+        learn_rate["total_steps"] = epochs * steps_per_epoch
+    T = registry.resolve(resolved["training"], schema=ConfigSchemaTraining)
+    optimizer, batcher = T["optimizer"], T["batcher"]
+
+    chains = listener_chains(nlp)
+    pool = next(iter(chains.values()))
+    key = json.dumps([resolved["components"]["transformer"]["model"], str(config_path.name)], sort_keys=True, default=str)
+    feature_seconds = 0.0
+    for name, examples in (("train", train), ("dev", dev)):
+        vectors, seconds = cached_features(nlp, pool, [eg.predicted for eg in examples], cache_dir, f"{name}:{key}")
+        feature_seconds += seconds
+        for eg, X in zip(examples, vectors):
+            eg.predicted.tensor = X
+    width = pool.get_dim("nO")
+    stand_in = cached_vectors(width)
+    heads = list(chains)
+    weights = {k: v for k, v in (T["score_weights"] or {}).items() if v}
+    n_train_words = sum(len(eg) for eg in train)
+    n_dev_words = sum(len(eg) for eg in dev)
+    random.seed(seed)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    best, step, start = -1.0, 0, time.perf_counter()
+    with (output_dir / "train_log.jsonl").open("w", encoding="utf8") as log:
+        for epoch in range(1, epochs + 1):
+            swap(nlp, chains, stand_in, to_cache=True)
+            random.shuffle(train)
+            losses: Dict[str, float] = {}
+            for batch in batcher(train):
+                nlp.update(batch, drop=T["dropout"], sgd=optimizer, losses=losses, exclude=["transformer"])
+                step += 1
+            dev_losses, scores = score_heads(nlp, heads, dev)
+            score = sum(w * (scores.get(k) or 0.0) for k, w in weights.items())
+            swap(nlp, chains, stand_in, to_cache=False)
+            if score > best:
+                best = score
+                nlp.to_disk(output_dir / "model-best")
+            line = {
+                "epoch": epoch,
+                "step": step,
+                "seconds": feature_seconds + time.perf_counter() - start,
+                "feature_seconds": feature_seconds,
+                "words": epoch * n_train_words,
+                "score": score,
+                "scores": {k: scores[k] for k in ("ents_f", "ents_p", "ents_r", "tag_acc") if k in scores},
+                "losses": {k: losses.get(k, 0.0) for k in heads},
+                "train_loss_per_token": {k: losses.get(k, 0.0) / n_train_words for k in heads},
+                "dev_loss_per_token": {k: v / max(n_dev_words, 1) for k, v in dev_losses.items()},
+            }
+            log.write(json.dumps(line) + "\n")
+            log.flush()
+            print(f"epoch {epoch}: step {step}, dev {scores.get('ents_f', 0) * 100:.2f} F1, "
+                  f"score {score:.4f}, {line['seconds']:.0f} s")
+    return best
+
+
+def swap(nlp: Language, chains: Dict[str, Model], stand_in: Model, to_cache: bool) -> None:
+    """Put the cached-vector stand-in in place of each listener chain, or back."""
+    for name, chain in chains.items():
+        model = nlp.get_pipe(name).model
+        old, new = (chain, stand_in) if to_cache else (stand_in, chain)
+        model.replace_node(old, new)
+
+
+def score_heads(nlp: Language, heads: List[str], examples: List[Example]) -> Tuple[Dict[str, float], Dict]:
+    """Loss of each head and the scores of their predictions on cached docs.
+
+    RETURNS (Tuple[Dict[str, float], Dict]): Summed losses by head, and
+        `score_docs`' scores.
+    """
+    docs = []
+    for eg in examples:
+        doc = unannotated_copy(eg.reference)
+        doc.tensor = eg.predicted.tensor
+        docs.append(doc)
+    batch = [Example(doc, eg.reference) for doc, eg in zip(docs, examples)]
+    losses = {}
+    for name in heads:
+        proc = nlp.get_pipe(name)
+        scores = [probabilities(proc.model.ops, X) for X in proc.model.predict(docs)]
+        losses[name] = float(proc.get_loss(batch, scores)[0])
+        proc.set_annotations(docs, proc.predict(docs))
+    return losses, score_docs([eg.reference for eg in examples], docs)
+
+
+def probabilities(ops, X):
+    """Rows of probabilities: softmax of `X` unless its rows already are
+    (spaCy's tagger leaves its outputs unnormalized at prediction time)."""
+    if len(X) and ops.xp.allclose(X.sum(axis=1), 1.0, atol=1e-3) and X.min() >= 0:
+        return X
+    return ops.softmax(X)
