@@ -1,7 +1,7 @@
 """Command-line interface: `python -m spacy_posattn COMMAND`."""
 
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import typer
 from wasabi import msg
@@ -118,6 +118,123 @@ def demo_cli(
             for ent, score in zip(doc.spans[key], doc.spans[key].attrs["scores"]):
                 print(f"  {ent.label_:>4}  {ent.text!r}  confidence {score:.3f}")
     msg.good(f"Wrote {render_page(docs, output)}")
+
+
+@app.command("train-cached")
+def train_cached_cli(
+    config_path: Path = typer.Argument(..., help="Pipeline config (transformer + tagger + posattn_ner)"),
+    output_dir: Path = typer.Argument(..., help="Folder for model-best and train_log.jsonl"),
+    epochs: int = typer.Option(6, "--epochs", "-e", min=1, help="Head epochs over the cached features"),
+    cache_dir: Path = typer.Option(Path("corpus/features"), "--cache-dir", help="Where the encoder outputs are cached"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use, -1 for CPU"),
+) -> None:
+    """Train the heads on a frozen encoder: compute the encoder's word vectors
+    for train and dev once (cached on disk), then train every other component
+    on them for `--epochs` epochs, keeping the epoch with the best dev score."""
+    from thinc.api import require_gpu
+
+    from .feature_cache import train_cached
+
+    if gpu_id >= 0:
+        require_gpu(gpu_id)
+    best = train_cached(config_path, output_dir, epochs=epochs, cache_dir=cache_dir)
+    msg.good(f"Best dev score {best:.4f}; saved {output_dir / 'model-best'}")
+
+
+@app.command("compare")
+def compare_cli(
+    budget: str = typer.Option("quick", "--budget", "-b", help="quick (about 4 min of training per system on 2 cores), full, or smoke (a few steps, to check the workflow)"),
+    systems: str = typer.Option("", "--systems", "-s", help="Comma-separated system names (default: all)"),
+    corpus: Path = typer.Option(Path("corpus"), "--corpus", help="Corpus root: train/dev/test.spacy, n1/ for one sentence per Doc"),
+    train_root: Path = typer.Option(Path("training/compare"), "--training", help="Where each system is trained"),
+    metrics_root: Path = typer.Option(Path("metrics/compare"), "--metrics", help="Where each system's scores go"),
+    encoder: str = typer.Option("bundled:all-minilm-l6-v2", "--encoder", help="BERT for the transformer systems"),
+    force: bool = typer.Option(False, "--force", help="Retrain systems that already have scores for this budget"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use, -1 for CPU"),
+) -> None:
+    """Train and score the baselines and ablations, one after another; a system
+    whose scores for this budget exist is skipped unless --force."""
+    import json
+
+    from .compare.runner import run_system
+    from .compare.systems import BUDGETS, get_systems
+
+    if budget not in BUDGETS:
+        msg.fail(f"Unknown budget '{budget}': use one of {', '.join(BUDGETS)}", exits=1)
+    try:
+        chosen = get_systems([n.strip() for n in systems.split(",") if n.strip()])
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
+    failed = []
+    for system in chosen:
+        metrics_path = metrics_root / f"{system.name}.json"
+        if metrics_path.exists() and not force:
+            if json.loads(metrics_path.read_text(encoding="utf8")).get("budget") == budget:
+                msg.info(f"{system.name}: scores for budget '{budget}' exist, skipped ({metrics_path})")
+                continue
+        msg.divider(f"{system.name}: {system.label} ({budget} budget)")
+        try:
+            path = run_system(system, budget, corpus, train_root, metrics_root, encoder, gpu_id)
+        except (RuntimeError, FileNotFoundError, ValueError) as err:
+            msg.fail(f"{system.name} failed: {err}")
+            failed.append(system.name)
+            continue
+        msg.good(f"{system.name}: wrote {path}")
+    if failed:
+        msg.fail(f"Failed: {', '.join(failed)} (the others are scored; rerun to retry only these)", exits=1)
+
+
+@app.command("compare-report")
+def compare_report_cli(
+    metrics_root: Path = typer.Option(Path("metrics/compare"), "--metrics", help="Scores written by `compare`"),
+    output_dir: Path = typer.Option(Path("results"), "--output", "-o", help="Where compare.md/.json and the plots go"),
+    reference: Path = typer.Option(Path("results/posattn_minilm_cpu.json"), "--reference", help="Full-budget scores of the default pipeline, added as a row if present"),
+    readme: Optional[Path] = typer.Option(None, "--readme", help="Also fill this README's compare-table block"),
+) -> None:
+    """Write results/compare.md and .json and the PNG plots from the scores."""
+    from .compare.report import write_report
+
+    if readme is not None and not readme.exists():
+        msg.warn(f"No {readme} here: its compare table is not updated")
+        readme = None
+    for path in write_report(metrics_root, output_dir, reference, readme):
+        msg.good(f"Wrote {path}")
+
+
+@app.command("compare-speed")
+def compare_speed_cli(
+    models: str = typer.Argument(..., help="NAME=FOLDER pairs, comma-separated; the first is the anchor"),
+    data_path: Path = typer.Argument(..., help="A .spacy file, e.g. corpus/test.spacy"),
+    output: Path = typer.Option(Path("results/speed.md"), "--output", "-o", help="Markdown table; JSON goes beside it"),
+    repeats: int = typer.Option(3, "--repeats", "-r", min=1, help="Rounds over the data"),
+    limit: int = typer.Option(0, "--limit", min=0, help="Use the first N docs (0: all)"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use, -1 for CPU"),
+) -> None:
+    """Words/s of several pipelines, measured in one process in interleaved rounds."""
+    import json
+
+    from thinc.api import require_gpu
+
+    from .compare.speed import measure_speed, speed_markdown
+
+    pairs = [item.split("=", 1) for item in models.split(",") if item.strip()]
+    if not pairs or any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
+        msg.fail(f"Give models as NAME=FOLDER,NAME=FOLDER; got '{models}'", exits=1)
+    for name, folder in pairs:
+        if not Path(folder).exists():
+            msg.warn(f"{name}: no pipeline at {folder} (not trained by this compare run), left out")
+    pairs = [(name, folder) for name, folder in pairs if Path(folder).exists()]
+    if not pairs:
+        msg.fail("None of the pipelines exists: run `spacy project run compare` first", exits=1)
+    if gpu_id >= 0:
+        require_gpu(gpu_id)
+    speeds = measure_speed({name: Path(folder) for name, folder in pairs}, data_path, repeats=repeats, limit=limit)
+    table = speed_markdown(speeds, pairs[0][0], describe_machine(gpu_id))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(table, encoding="utf8")
+    output.with_suffix(".json").write_text(json.dumps(speeds, indent=2), encoding="utf8")
+    print(table)
+    msg.good(f"Wrote {output}")
 
 
 def describe_machine(gpu_id: int) -> str:

@@ -1,0 +1,1 @@
+"""The `compare` workflow: baselines and ablations trained and scored on one split."""

@@ -1,0 +1,99 @@
+"""The comparison's PNG plots (matplotlib, no display needed)."""
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def f1_against_time(rows: List[Dict], logs: Dict[str, List[Dict]], path: Path) -> Path:
+    """Dev entity F1 at each evaluation against training wall time, one curve per
+    system (dots: test F1 at the end of training)."""
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for row in rows:
+        log = [line for line in logs.get(row["system"], []) if "ents_f" in (line.get("scores") or {})]
+        xs = [line["seconds"] / 60 for line in log]
+        ys = [100 * line["scores"]["ents_f"] for line in log]
+        line, = ax.plot(xs, ys, marker=".", linewidth=1.2, label=row["label"])
+        if row.get("train_seconds"):
+            ax.scatter([row["train_seconds"] / 60], [100 * row["ents_f"]], color=line.get_color(), s=40, zorder=3)
+    ax.set_xlabel("training wall time (minutes)")
+    ax.set_ylabel("entity F1 (lines: dev during training; dots: test)")
+    ax.set_ylim(bottom=max(0, ax.get_ylim()[0]))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("GMB: entity F1 against training time")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def loss_curves(rows: List[Dict], logs: Dict[str, List[Dict]], path: Path) -> Optional[Path]:
+    """Entity loss per token: per epoch, train and dev, for the frozen-encoder
+    runs (the paper's Fig. 2); and train loss along the fine-tuning runs."""
+    cached = [r for r in rows if r.get("kind") == "cached" and logs.get(r["system"])]
+    tuned = [r for r in rows if r.get("kind") == "spacy" and logs.get(r["system"])]
+    if not cached and not tuned:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for row in cached:
+        log = logs[row["system"]]
+        epochs = [line["epoch"] for line in log]
+        for key, style in (("train_loss_per_token", "-"), ("dev_loss_per_token", "--")):
+            values = [sum(v for k, v in line[key].items() if k != "tagger") for line in log]
+            left.plot(epochs, values, style, marker="o", label=f"{row['system']} {key.split('_')[0]}")
+    left.set_xlabel("epoch")
+    left.set_ylabel("entity loss per token")
+    left.set_title("Frozen encoder, cached features")
+    for row in tuned:
+        log = logs[row["system"]]
+        xs, ys, last_words = [], [], 0
+        for line in log:
+            words = line.get("words") or 0
+            ner_loss = sum(v for k, v in line.get("losses", {}).items() if k in ("posattn_ner", "ner"))
+            if words > last_words and line["step"] > 0:
+                xs.append(line["step"])
+                ys.append(ner_loss / (words - last_words))
+            last_words = words
+        right.plot(xs, ys, marker=".", label=row["system"])
+    right.set_xlabel("step")
+    right.set_ylabel("train entity loss per word since last evaluation")
+    right.set_yscale("log")
+    right.set_title("Trained with spacy train (each system's own loss)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix(row: Dict, path: Path) -> Path:
+    """Token confusion of entity types (rows: gold, columns: predicted), as
+    shares of each gold row; counts printed in the cells (the paper's Fig. 3)."""
+    counts = row["type_confusion"]
+    labels = sorted(set(counts) | {p for r in counts.values() for p in r}, key=lambda t: (t == "O", t))
+    matrix = [[counts.get(g, {}).get(p, 0) for p in labels] for g in labels]
+    shares = [[c / max(sum(r), 1) for c in r] for r in matrix]
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted type")
+    ax.set_ylabel("gold type")
+    for i, r in enumerate(matrix):
+        for j, c in enumerate(r):
+            if c:
+                ax.text(j, i, f"{c}", ha="center", va="center", fontsize=7,
+                        color="white" if shares[i][j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, label="share of the gold type's tokens")
+    ax.set_title(f"Entity types, test tokens: {row['label']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

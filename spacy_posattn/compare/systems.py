@@ -1,0 +1,113 @@
+"""The systems of `spacy project run compare`, and their training budgets.
+
+Every system is trained on the project's GMB split and scored on its test split
+by the same code (`spacy_posattn.evaluate.score_docs`). A budget caps training:
+"quick" gives each system roughly 4 minutes of training on 2 CPU cores (the whole
+comparison in well under an hour), "full" the budget the configs were written for,
+"smoke" a few steps per system, to check the workflow end to end (scores meaningless).
+"""
+from dataclasses import dataclass, field
+from typing import Any, Dict, List
+
+BUDGETS = ("quick", "full", "smoke")
+SMOKE = {"max_steps": 2, "max_epochs": 1, "eval_frequency": 1, "dev_limit": 2}
+
+
+@dataclass(frozen=True)
+class System:
+    """One row of the comparison.
+
+    name (str): Folder and key names: training/compare/NAME, metrics/compare/NAME.json.
+    label (str): What the row is, for the table.
+    kind (str): "spacy" (`spacy train` on `config`), "cached" (frozen encoder,
+        head trained on cached features) or "crf" (sklearn-crfsuite).
+    config (str): The spaCy config ("" for the CRF).
+    corpus (str): Folder of train/dev/test.spacy, relative to the corpus root.
+    overrides (Dict[str, Any]): Dotted config keys set before training.
+    budgets (Dict[str, Dict[str, int]]): Per budget: `max_steps`, `max_epochs`,
+        `eval_frequency`, `dev_limit` (Docs of dev used to pick the best model;
+        0 = all) for "spacy" and "cached"; `max_iterations` for "crf".
+    needs (List[str]): Systems that must be trained first (the CRF's POS tagger).
+    """
+
+    name: str
+    label: str
+    kind: str
+    config: str = ""
+    corpus: str = "."
+    overrides: Dict[str, Any] = field(default_factory=dict)
+    budgets: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    needs: List[str] = field(default_factory=list)
+
+
+def _steps(quick: int, full: int, quick_eval: int, full_eval: int = 500) -> Dict[str, Dict[str, int]]:
+    return {
+        "quick": {"max_steps": quick, "max_epochs": 0, "eval_frequency": quick_eval, "dev_limit": 100},
+        "full": {"max_steps": full, "max_epochs": 0, "eval_frequency": full_eval, "dev_limit": 0},
+        "smoke": SMOKE,
+    }
+
+
+def _epochs(quick: int, full: int, quick_eval: int, full_eval: int) -> Dict[str, Dict[str, int]]:
+    return {
+        "quick": {"max_steps": 0, "max_epochs": quick, "eval_frequency": quick_eval, "dev_limit": 100},
+        "full": {"max_steps": 0, "max_epochs": full, "eval_frequency": full_eval, "dev_limit": 0},
+        "smoke": SMOKE,
+    }
+
+
+OURS = "configs/posattn_minilm.cfg"
+SYSTEMS: List[System] = [
+    System(
+        "spacy_cnn", "spaCy CNN tagger + transition ner (efficiency, no vectors)", "spacy",
+        "configs/compare/spacy_cnn.cfg", budgets=_epochs(1, 4, 400, 1000),
+    ),
+    System(
+        "crf", "CRF, paper features (POS from the spaCy CNN row's tagger, not timed here)", "crf",
+        budgets={"quick": {"max_iterations": 50}, "full": {"max_iterations": 100}, "smoke": {"max_iterations": 5}}, needs=["spacy_cnn"],
+    ),
+    System(
+        "bilstm", "BiLSTM from scratch (paper sizes, hashed embeddings)", "spacy",
+        "configs/compare/bilstm.cfg", budgets=_epochs(2, 10, 400, 1000),
+    ),
+    System(
+        "transformer_scratch", "Transformer from scratch (6 layers x 6 heads, 300 wide)", "spacy",
+        "configs/compare/transformer_scratch.cfg", budgets=_steps(400, 3000, 100),
+    ),
+    System(
+        "spacy_trf_ner", "MiniLM fine-tuned + spaCy transition ner", "spacy",
+        "configs/compare/spacy_trf_ner.cfg", budgets=_steps(200, 3000, 50),
+    ),
+    System("posattn", "ours: MiniLM fine-tuned + posattn head", "spacy", OURS, budgets=_steps(200, 3000, 50)),
+    System(
+        "posattn_linear", "ours, linear head (depth 0)", "spacy", OURS,
+        overrides={"components.posattn_ner.model.depth": 0}, budgets=_steps(200, 3000, 50),
+    ),
+    System(
+        "posattn_nolex", "ours, no lexical (case) features", "spacy", OURS,
+        overrides={"components.posattn_ner.model.lexical": None}, budgets=_steps(200, 3000, 50),
+    ),
+    System(
+        "posattn_n1", "ours, 1 sentence per Doc (default 10)", "spacy", OURS, corpus="n1",
+        budgets=_steps(200, 3000, 50),
+    ),
+    System(
+        "posattn_frozen", "ours, frozen MiniLM, cached features", "cached", OURS,
+        overrides={"training.optimizer.learn_rate.initial_rate": 1e-3}, budgets=_epochs(1, 6, 0, 0),
+    ),
+    System(
+        "linear_frozen", "frozen MiniLM, cached features, linear head", "cached", OURS,
+        overrides={"components.posattn_ner.model.depth": 0, "training.optimizer.learn_rate.initial_rate": 1e-3},
+        budgets=_epochs(4, 20, 0, 0),
+    ),
+]
+
+
+def get_systems(names: List[str]) -> List[System]:
+    """RETURNS (List[System]): The named systems (all if `names` is empty), in
+    table order. Raises ValueError for an unknown name."""
+    known = {s.name: s for s in SYSTEMS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"Unknown system(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return [s for s in SYSTEMS if not names or s.name in names]

@@ -1,0 +1,168 @@
+"""The compare workflow: frozen-encoder feature cache, system runner, report."""
+import json
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from spacy.util import load_config
+
+from spacy_posattn import feature_cache
+from spacy_posattn.compare.report import efficiency_claim, load_rows, markdown_table
+from spacy_posattn.compare.runner import set_dotted, training_config
+from spacy_posattn.compare.systems import SYSTEMS, get_systems
+from spacy_posattn.convert import convert
+
+from .test_workflow import ROOT, run, write_tiny_gmb
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    source = write_tiny_gmb(root / "tiny.zip", n_sentences=40)
+    convert(source, root, n_sents=2)
+    convert(source, root / "n1", n_sents=1)
+    return root
+
+
+def tiny_cached_config(tmp_path: Path, corpus: Path, encoder: str, depth: int = 1) -> Path:
+    config = load_config(ROOT / "configs" / "posattn_tiny.cfg", interpolate=False)
+    config["paths"].update(train=str(corpus / "train.spacy"), dev=str(corpus / "dev.spacy"), encoder=encoder)
+    config["components"]["posattn_ner"]["model"]["depth"] = depth
+    config["training"]["optimizer"]["learn_rate"] = 0.01
+    path = tmp_path / "config.cfg"
+    config.to_disk(path)
+    return path
+
+
+def test_feature_cache_trains_and_matches_the_listener(tiny_bert, tiny_corpus, tmp_path, monkeypatch):
+    config = tiny_cached_config(tmp_path, tiny_corpus, tiny_bert)
+    best = feature_cache.train_cached(config, tmp_path / "out", epochs=4, cache_dir=tmp_path / "cache")
+    log = [json.loads(line) for line in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in log] == [1, 2, 3, 4]
+    losses = [line["train_loss_per_token"]["posattn_ner"] for line in log]
+    assert losses[-1] < losses[0]
+    assert best == max(line["score"] for line in log) and best > 0
+    assert all(line["seconds"] >= line["feature_seconds"] > 0 for line in log)
+
+    # The saved pipeline runs on raw text with its listeners back in place, and the
+    # cached vectors are what its listener computes at inference.
+    nlp = spacy.load(tmp_path / "out" / "model-best")
+    doc = nlp("Alice went to China .")
+    assert doc.has_annotation("TAG")
+    chains = feature_cache.listener_chains(nlp)
+    assert set(chains) == {"tagger", "posattn_ner"}
+    docs = [nlp.make_doc("Bob Smith visited Paris ."), nlp.make_doc("The WHO met on Monday .")]
+    cached = feature_cache.encode_docs(nlp, chains["posattn_ner"], docs)
+    nlp.get_pipe("transformer").set_annotations(docs, nlp.get_pipe("transformer").predict(docs))
+    direct = chains["posattn_ner"].predict(docs)
+    for X, Y in zip(cached, direct):
+        numpy.testing.assert_allclose(X.astype("float32"), Y, atol=2e-2, rtol=1e-2)
+
+    # A second head on the same encoder and corpus reads the cache instead of encoding again.
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the feature cache was not used")
+
+    monkeypatch.setattr(feature_cache, "encode_docs", no_encoding)
+    feature_cache.train_cached(
+        tiny_cached_config(tmp_path, tiny_corpus, tiny_bert, depth=0), tmp_path / "out0", epochs=1,
+        cache_dir=tmp_path / "cache",
+    )
+    first = json.loads((tmp_path / "out0" / "train_log.jsonl").read_text().splitlines()[0])
+    assert first["feature_seconds"] == pytest.approx(log[0]["feature_seconds"])
+
+
+def test_systems_cover_the_issue():
+    names = {s.name for s in SYSTEMS}
+    assert {"crf", "bilstm", "transformer_scratch", "spacy_cnn", "spacy_trf_ner", "posattn", "posattn_linear",
+            "posattn_nolex", "posattn_n1", "posattn_frozen"} <= names
+    for system in SYSTEMS:
+        assert set(system.budgets) == {"quick", "full", "smoke"}, system.name
+    with pytest.raises(ValueError, match="Unknown system.*nope"):
+        get_systems(["posattn", "nope"])
+
+
+def test_training_config_applies_ablation_and_budget(tmp_path):
+    nolex = get_systems(["posattn_nolex"])[0]
+    config = training_config(nolex, nolex.budgets["quick"], Path("corpus"), tmp_path / "log.jsonl", "my-bert")
+    assert config["components"]["posattn_ner"]["model"]["lexical"] is None
+    assert config["training"]["max_steps"] == 200 and config["corpora"]["dev"]["limit"] == 100
+    assert config["paths"]["encoder"] == "my-bert"
+    assert config["training"]["logger"]["@loggers"] == "spacy-posattn.JSONLLogger.v1"
+    # Written and read back, the nulled section stays null and the config still resolves.
+    config.to_disk(tmp_path / "c.cfg")
+    assert load_config(tmp_path / "c.cfg")["components"]["posattn_ner"]["model"]["lexical"] is None
+    with pytest.raises(KeyError, match="no section 'nope'"):
+        set_dotted(config, "nope.x", 1)
+
+
+def row(system, f, seconds, **extra):
+    return {"system": system, "label": system, "ents_f": f, "ents_p": f, "ents_r": f, "train_seconds": seconds, **extra}
+
+
+@pytest.mark.parametrize(
+    "frozen_f,frozen_s,holds",
+    [(0.835, 100.0, True), (0.820, 100.0, False), (0.835, 300.0, False)],
+)
+def test_efficiency_claim_verdict(frozen_f, frozen_s, holds):
+    rows = [row("posattn", 0.84, 1000.0), row("posattn_frozen", frozen_f, frozen_s)]
+    claim = efficiency_claim(rows)
+    assert claim["holds"] is holds
+    assert claim["time_ratio"] == pytest.approx(frozen_s / 1000.0)
+    assert ("**holds**" in markdown_table(rows, claim, None)) is holds
+
+
+def test_compare_workflow_smoke(tiny_bert, tmp_path):
+    """`spacy project run compare` on tiny data, a few steps per system, one system per kind and ablation mechanism."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("project.yml",):
+        (project / name).write_text((ROOT / name).read_text())
+    import shutil
+
+    shutil.copytree(ROOT / "configs", project / "configs")
+    shutil.copytree(ROOT / "scripts", project / "scripts")
+    source = write_tiny_gmb(tmp_path / "tiny_gmb.zip")
+    systems = "spacy_cnn,crf,posattn_nolex,posattn_n1,linear_frozen"
+    out = run(
+        [sys.executable, "-m", "spacy", "project", "run", "compare", str(project), f"--vars.gmb_source={source}",
+         f"--vars.encoder={tiny_bert}", "--vars.n_sents=2", "--vars.compare_budget=smoke",
+         f"--vars.compare_systems={systems}"],
+        cwd=project,
+    )
+    assert "compare-report" in out
+    rows = json.loads((project / "results" / "compare.json").read_text())["rows"]
+    assert [r["system"] for r in rows] == systems.split(",")
+    for r in rows:
+        assert r["budget"] == "smoke" and r["train_seconds"] > 0 and 0.0 <= r["ents_f"] <= 1.0, r["system"]
+    assert rows[0]["tag_acc"] is not None and rows[1]["tag_acc"] is None  # the CRF tags no POS
+    table = (project / "results" / "compare.md").read_text()
+    assert table.count("\n| ") >= 2 * len(rows)
+    for png in ("compare_f1_vs_time.png", "loss_curves.png"):
+        assert (project / "results" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert load_rows(project / "metrics" / "compare", None)[3]["system"] == "posattn_n1"
+    # compare-speed times what this run trained and leaves out (with a warning) what it did not.
+    speed = (project / "results" / "speed.md").read_text()
+    assert "| spacy_cnn |" in speed and "| posattn |" not in speed
+
+
+def test_confusion_matrix_plot(tmp_path):
+    from spacy_posattn.compare.plots import confusion_matrix
+
+    confusion = {"geo": {"geo": 90, "gpe": 10}, "gpe": {"gpe": 50}, "O": {"O": 900, "geo": 3}}
+    path = confusion_matrix({"label": "x", "type_confusion": confusion}, tmp_path / "c.png")
+    assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000
+
+
+def test_update_readme_fills_only_the_block(tmp_path):
+    from spacy_posattn.compare.report import README_END, README_START, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nold table\n{README_END}\noutro\n")
+    update_readme(readme, "# Title\n\n| a | b |\n")
+    text = readme.read_text()
+    assert text == f"intro\n{README_START}\n| a | b |\n{README_END}\noutro\n"
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="compare-table"):
+        update_readme(readme, "# T\n| a |\n")
