@@ -153,10 +153,10 @@ def compare_cli(
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use, -1 for CPU"),
 ) -> None:
     """Train and score the baselines and ablations, one after another; a system
-    whose scores for this budget exist is skipped unless --force."""
+    already scored with the same budget, config and encoder is skipped unless --force."""
     import json
 
-    from .compare.runner import run_system
+    from .compare.runner import fingerprint, run_system
     from .compare.systems import BUDGETS, get_systems
 
     if budget not in BUDGETS:
@@ -169,8 +169,9 @@ def compare_cli(
     for system in chosen:
         metrics_path = metrics_root / f"{system.name}.json"
         if metrics_path.exists() and not force:
-            if json.loads(metrics_path.read_text(encoding="utf8")).get("budget") == budget:
-                msg.info(f"{system.name}: scores for budget '{budget}' exist, skipped ({metrics_path})")
+            stored = json.loads(metrics_path.read_text(encoding="utf8")).get("fingerprint")
+            if stored == fingerprint(system, budget, encoder, metrics_root):
+                msg.info(f"{system.name}: scored with this budget and config already, skipped ({metrics_path})")
                 continue
         msg.divider(f"{system.name}: {system.label} ({budget} budget)")
         try:

@@ -69,12 +69,13 @@ def encode_docs(nlp: Language, pool: Model, docs: List[Doc], batch_size: int = 1
 
 def cached_features(
     nlp: Language, pool: Model, docs: List[Doc], cache_dir: Path, key: str
-) -> Tuple[List[numpy.ndarray], float]:
+) -> Tuple[List[numpy.ndarray], float, bool]:
     """Load the docs' encoder vectors from `cache_dir`, or compute and store them.
 
-    key (str): Identifies the encoder and the corpus; part of the file name.
-    RETURNS (Tuple[List[numpy.ndarray], float]): The vectors, and the seconds the
-        feature pass took when it was computed (read back from the cache).
+    key (str): Identifies the encoder, the pooling and the corpus file.
+    RETURNS (Tuple[List[numpy.ndarray], float, bool]): The vectors; the seconds
+        the feature pass took when it was computed (read back from the cache);
+        whether they came from the cache.
     """
     lengths = [len(doc) for doc in docs]
     digest = hashlib.sha1(json.dumps([key, lengths]).encode("utf8")).hexdigest()[:16]
@@ -82,14 +83,37 @@ def cached_features(
     if data_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf8"))
         flat = numpy.load(data_path)
-        return numpy.split(flat, numpy.cumsum(lengths)[:-1]), meta["seconds"]
+        return numpy.split(flat, numpy.cumsum(lengths)[:-1]), meta["seconds"], True
     start = time.perf_counter()
     vectors = encode_docs(nlp, pool, docs)
     seconds = time.perf_counter() - start
     cache_dir.mkdir(parents=True, exist_ok=True)
     numpy.save(data_path, numpy.concatenate(vectors) if vectors else numpy.zeros((0, 0), numpy.float16))
     meta_path.write_text(json.dumps({"key": key, "docs": len(docs), "tokens": sum(lengths), "seconds": seconds}))
-    return vectors, seconds
+    return vectors, seconds, False
+
+
+def cache_key(config: Dict, chains: Dict[str, Model], corpus_path: str) -> str:
+    """RETURNS (str): What the cached vectors depend on: the transformer's
+    config, the listeners' config (pooling), and the corpus file (path, size,
+    modification time). A local encoder folder adds its config's modification time."""
+    from .architectures import resolve_encoder
+
+    trf = config["components"]["transformer"]["model"]
+    listeners = {json.dumps(config["components"][name]["model"]["tok2vec"], sort_keys=True, default=str)
+                 for name in chains}
+    if len(listeners) != 1:
+        raise ValueError(
+            f"train-cached: the components {', '.join(chains)} listen to the transformer with different "
+            "settings (pooling, grad_factor); give them the same listener config to share one cache"
+        )
+    parts = [json.dumps(trf, sort_keys=True, default=str), listeners.pop()]
+    encoder = Path(resolve_encoder(str(trf.get("name", ""))))
+    for path in (Path(corpus_path), encoder / "config.json", encoder / "model.safetensors", encoder / "pytorch_model.bin"):
+        if path.exists():
+            stat = path.stat()
+            parts.append(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)
 
 
 def train_cached(config_path: Path, output_dir: Path, epochs: int, cache_dir: Path, seed: int = 0) -> float:
@@ -98,6 +122,8 @@ def train_cached(config_path: Path, output_dir: Path, epochs: int, cache_dir: Pa
     Writes output_dir/model-best (the epoch with the best weighted dev score)
     and output_dir/train_log.jsonl: per epoch, the train and dev loss per token
     of each head, the dev scores, and `seconds` = feature pass + head training.
+    `feature_seconds_reused` is the part of the feature pass read from the cache
+    (measured when it was computed), which this process's wall time does not include.
     RETURNS (float): The best weighted dev score.
     """
     config = load_config(config_path, interpolate=False)
@@ -118,11 +144,12 @@ def train_cached(config_path: Path, output_dir: Path, epochs: int, cache_dir: Pa
 
     chains = listener_chains(nlp)
     pool = next(iter(chains.values()))
-    key = json.dumps([resolved["components"]["transformer"]["model"], str(config_path.name)], sort_keys=True, default=str)
-    feature_seconds = 0.0
+    feature_seconds, reused_seconds = 0.0, 0.0
     for name, examples in (("train", train), ("dev", dev)):
-        vectors, seconds = cached_features(nlp, pool, [eg.predicted for eg in examples], cache_dir, f"{name}:{key}")
+        key = cache_key(resolved, chains, resolved["paths"][name])
+        vectors, seconds, hit = cached_features(nlp, pool, [eg.predicted for eg in examples], cache_dir, key)
         feature_seconds += seconds
+        reused_seconds += seconds if hit else 0.0
         for eg, X in zip(examples, vectors):
             eg.predicted.tensor = X
     width = pool.get_dim("nO")
@@ -141,6 +168,7 @@ def train_cached(config_path: Path, output_dir: Path, epochs: int, cache_dir: Pa
             losses: Dict[str, float] = {}
             for batch in batcher(train):
                 nlp.update(batch, drop=T["dropout"], sgd=optimizer, losses=losses, exclude=["transformer"])
+                optimizer.step_schedules()  # as spaCy's training loop does: warmup and decay
                 step += 1
             dev_losses, scores = score_heads(nlp, heads, dev)
             score = sum(w * (scores.get(k) or 0.0) for k, w in weights.items())
@@ -153,6 +181,7 @@ def train_cached(config_path: Path, output_dir: Path, epochs: int, cache_dir: Pa
                 "step": step,
                 "seconds": feature_seconds + time.perf_counter() - start,
                 "feature_seconds": feature_seconds,
+                "feature_seconds_reused": reused_seconds,
                 "words": epoch * n_train_words,
                 "score": score,
                 "scores": {k: scores[k] for k in ("ents_f", "ents_p", "ents_r", "tag_acc") if k in scores},

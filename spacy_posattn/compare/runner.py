@@ -1,5 +1,7 @@
 """Train and score one system of the comparison; each run is a subprocess, so
 its wall time and memory are its own."""
+import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -41,9 +43,26 @@ def training_config(system: System, budget: Dict[str, int], corpus: Path, log_pa
     config["corpora"]["dev"]["limit"] = budget.get("dev_limit", 0)
     training["logger"] = {"@loggers": "spacy-posattn.JSONLLogger.v1", "path": str(log_path)}
     learn_rate = training["optimizer"].get("learn_rate")
-    if system.kind == "spacy" and isinstance(learn_rate, dict) and "total_steps" in learn_rate and not training["max_steps"]:
-        raise ValueError(f"{system.name}: a learning-rate schedule over max_steps needs a max_steps budget")
+    if isinstance(learn_rate, dict) and "total_steps" in learn_rate:
+        if system.kind == "spacy" and not training["max_steps"]:
+            raise ValueError(f"{system.name}: a learning-rate schedule over max_steps needs a max_steps budget")
+        if training["max_steps"] and "warmup_steps" in learn_rate:
+            # Short budgets warm up over a tenth of their steps, so the rate peaks and decays.
+            learn_rate["warmup_steps"] = min(learn_rate["warmup_steps"], max(1, training["max_steps"] // 10))
     return config
+
+
+def fingerprint(system: System, budget_name: str, encoder: str, metrics_root: Path) -> str:
+    """RETURNS (str): A hash of what a system's scores depend on: its definition,
+    budget, encoder, config file, and the scores of the systems it needs (the
+    CRF's tagger). `compare` retrains a system whose stored fingerprint differs."""
+    parts = [dataclasses.asdict(system), budget_name, encoder]
+    if system.config:
+        parts.append(Path(system.config).read_text(encoding="utf8"))
+    for need in system.needs:
+        needed = metrics_root / f"{need}.json"
+        parts.append(json.loads(needed.read_text(encoding="utf8")).get("fingerprint") if needed.exists() else None)
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode("utf8")).hexdigest()[:16]
 
 
 def run_command(args: List[str], log_file: Path) -> float:
@@ -113,6 +132,8 @@ def run_system(
             epochs = float(budget["max_epochs"])  # ran to the end of its last epoch
         extra.update(steps=log[-1]["step"] if log else None, epochs=epochs)
         if system.kind == "cached" and log:
+            # A feature pass read from the cache still counts: add the time it took when computed.
+            train_seconds += log[-1].get("feature_seconds_reused", 0.0)
             extra.update(feature_seconds=log[-1].get("feature_seconds"))
     elif system.kind == "crf":
         from ..baselines.crf import train_and_evaluate
@@ -134,9 +155,12 @@ def run_system(
         raise ValueError(f"{system.name}: unknown kind '{system.kind}'")
     scores = json.loads(metrics_path.read_text(encoding="utf8"))
     scores.update(
+        fingerprint=fingerprint(system, budget_name, encoder, metrics_root),
         system=system.name, label=system.label, kind=system.kind, budget=budget_name,
         budget_spec=budget, train_seconds=train_seconds, train_log=str(log_path), **extra,
     )
+    if system.kind == "crf":
+        scores["epochs"] = None  # L-BFGS iterations are in budget_spec / max_iterations
     metrics_path.write_text(json.dumps(scores, indent=2), encoding="utf8")
     return metrics_path
 

@@ -60,7 +60,7 @@ OURS = "configs/posattn_minilm.cfg"
 SYSTEMS: List[System] = [
     System(
         "spacy_cnn", "spaCy CNN tagger + transition ner (efficiency, no vectors)", "spacy",
-        "configs/compare/spacy_cnn.cfg", budgets=_epochs(1, 4, 400, 1000),
+        "configs/compare/spacy_cnn.cfg", budgets=_steps(4000, 6500, 500),
     ),
     System(
         "crf", "CRF, paper features (POS from the spaCy CNN row's tagger, not timed here)", "crf",
@@ -68,11 +68,11 @@ SYSTEMS: List[System] = [
     ),
     System(
         "bilstm", "BiLSTM from scratch (paper sizes, hashed embeddings)", "spacy",
-        "configs/compare/bilstm.cfg", budgets=_epochs(2, 10, 400, 1000),
+        "configs/compare/bilstm.cfg", budgets=_steps(1600, 9500, 400),
     ),
     System(
         "transformer_scratch", "Transformer from scratch (6 layers x 6 heads, 300 wide)", "spacy",
-        "configs/compare/transformer_scratch.cfg", budgets=_steps(400, 3000, 100),
+        "configs/compare/transformer_scratch.cfg", budgets=_steps(300, 3000, 100),
     ),
     System(
         "spacy_trf_ner", "MiniLM fine-tuned + spaCy transition ner", "spacy",
@@ -98,7 +98,7 @@ SYSTEMS: List[System] = [
     System(
         "linear_frozen", "frozen MiniLM, cached features, linear head", "cached", OURS,
         overrides={"components.posattn_ner.model.depth": 0, "training.optimizer.learn_rate.initial_rate": 1e-3},
-        budgets=_epochs(4, 20, 0, 0),
+        budgets=_epochs(3, 20, 0, 0),
     ),
 ]
 
