@@ -101,7 +101,7 @@ def test_training_config_applies_ablation_and_budget(tmp_path):
     assert config["training"]["max_steps"] == 200 and config["corpora"]["dev"]["limit"] == 100
     assert config["paths"]["encoder"] == "my-bert"
     assert config["training"]["logger"]["@loggers"] == "spacy-posattn.JSONLLogger.v1"
-    # Written and read back, the nulled section stays null and the config still resolves.
+    # Written and read back, the nulled section stays null.
     config.to_disk(tmp_path / "c.cfg")
     assert load_config(tmp_path / "c.cfg")["components"]["posattn_ner"]["model"]["lexical"] is None
     with pytest.raises(KeyError, match="no section 'nope'"):
@@ -117,11 +117,22 @@ def row(system, f, seconds, **extra):
     [(0.835, 100.0, True), (0.820, 100.0, False), (0.835, 300.0, False)],
 )
 def test_efficiency_claim_verdict(frozen_f, frozen_s, holds):
-    rows = [row("posattn", 0.84, 1000.0), row("posattn_frozen", frozen_f, frozen_s)]
+    machine = {"machine": "CPU: 2 cores"}
+    rows = [row("posattn_default_full", 0.84, 1000.0, budget="full", **machine),
+            row("posattn_frozen", frozen_f, frozen_s, budget="quick", **machine)]
     claim = efficiency_claim(rows)
     assert claim["holds"] is holds
     assert claim["time_ratio"] == pytest.approx(frozen_s / 1000.0)
     assert ("**holds**" in markdown_table(rows, claim, None)) is holds
+
+
+def test_efficiency_claim_needs_a_full_fine_tune_on_the_same_machine():
+    frozen = row("posattn_frozen", 0.835, 100.0, budget="quick", machine="CPU: 2 cores")
+    quick_tune = row("posattn", 0.80, 300.0, budget="quick", machine="CPU: 2 cores")
+    other_machine = row("posattn_default_full", 0.84, 1000.0, budget="full", machine="GPU: H200")
+    claim = efficiency_claim([quick_tune, frozen, other_machine])
+    assert claim["holds"] is None and "full-budget" in claim["reason"]
+    assert "not tested" in markdown_table([quick_tune, frozen], claim, None)
 
 
 def test_compare_workflow_smoke(tiny_bert, tmp_path):

@@ -33,21 +33,31 @@ def load_rows(metrics_root: Path, reference: Optional[Path]) -> List[Dict]:
 def efficiency_claim(rows: List[Dict]) -> Optional[Dict]:
     """The paper's claim, on our numbers: the frozen encoder with cached features
     is within 1 F1 point of full fine-tuning at <= 1/5 of its training time.
-    Compared with the best fine-tuned row of our architecture that has a time.
 
-    RETURNS (Optional[Dict]): The figures and the verdict, or None without both rows.
+    The frozen row is compared with the best full-budget fine-tuned row of our
+    architecture on the same machine; a short ("quick") fine-tune is not
+    "full fine-tuning", so without such a row the claim is reported untested.
+
+    RETURNS (Optional[Dict]): The figures and `holds` (None if untested), or
+        None without a frozen row.
     """
-    by_name = {r["system"]: r for r in rows}
-    frozen = by_name.get(FROZEN)
-    tuned = [r for r in rows if r["system"] in (FINE_TUNED, "posattn_default_full") and r.get("train_seconds")]
-    if frozen is None or not tuned:
+    frozen = next((r for r in rows if r["system"] == FROZEN), None)
+    if frozen is None:
         return None
+    tuned = [
+        r for r in rows
+        if r["system"] in (FINE_TUNED, "posattn_default_full") and r.get("budget") == "full"
+        and r.get("train_seconds") and r.get("machine") == frozen.get("machine")
+    ]
+    if not tuned:
+        return {"frozen": FROZEN, "fine_tuned": None, "holds": None,
+                "reason": "no full-budget fine-tuned row of posattn on the same machine"}
     tuned_best = max(tuned, key=lambda r: r["ents_f"])
     gap = 100 * (tuned_best["ents_f"] - frozen["ents_f"])
     ratio = frozen["train_seconds"] / tuned_best["train_seconds"]
     return {
-        "frozen": FROZEN, "fine_tuned": tuned_best["system"], "f1_gap_points": gap, "time_ratio": ratio,
-        "holds": gap <= 1.0 and ratio <= 0.2,
+        "frozen": FROZEN, "frozen_budget": frozen.get("budget"), "fine_tuned": tuned_best["system"],
+        "f1_gap_points": gap, "time_ratio": ratio, "holds": gap <= 1.0 and ratio <= 0.2,
     }
 
 
@@ -105,13 +115,16 @@ def markdown_table(rows: List[Dict], claim: Optional[Dict], speed: Optional[Dict
     for r in rows:
         per_type = r.get("ents_per_type", {})
         lines.append(f"| {r['label']} | " + " | ".join(pct(per_type.get(t, {}).get("f")) for t in TYPES) + " |")
-    if claim:
+    if claim and claim["holds"] is None:
+        lines += ["", f"**Efficiency claim**: not tested in this table ({claim['reason']})."]
+    elif claim:
         verdict = "holds" if claim["holds"] else "does not hold"
         lines += [
             "",
-            f"**Efficiency claim** (frozen encoder within 1 F1 point of fine-tuning at ≤ 1/5 of its training time): "
-            f"**{verdict}** here. `{claim['frozen']}` is {claim['f1_gap_points']:.2f} F1 points below "
-            f"`{claim['fine_tuned']}` at {claim['time_ratio']:.2f}× its training time.",
+            f"**Efficiency claim** (frozen encoder within 1 F1 point of full fine-tuning at ≤ 1/5 of its training "
+            f"time): **{verdict}** here. `{claim['frozen']}` ({claim['frozen_budget']} budget) is "
+            f"{claim['f1_gap_points']:.2f} F1 points below `{claim['fine_tuned']}` (full budget) at "
+            f"{claim['time_ratio']:.2f}× its training time.",
         ]
     if speed:
         lines += [
