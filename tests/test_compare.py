@@ -98,7 +98,8 @@ def test_training_config_applies_ablation_and_budget(tmp_path):
     nolex = get_systems(["posattn_nolex"])[0]
     config = training_config(nolex, nolex.budgets["quick"], Path("corpus"), tmp_path / "log.jsonl", "my-bert")
     assert config["components"]["posattn_ner"]["model"]["lexical"] is None
-    assert config["training"]["max_steps"] == 200 and config["corpora"]["dev"]["limit"] == 100
+    assert config["training"]["max_steps"] == nolex.budgets["quick"]["max_steps"] > 0
+    assert config["corpora"]["dev"]["limit"] == 100
     assert config["paths"]["encoder"] == "my-bert"
     assert config["training"]["logger"]["@loggers"] == "spacy-posattn.JSONLLogger.v1"
     # Written and read back, the nulled section stays null.

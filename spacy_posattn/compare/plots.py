@@ -14,16 +14,19 @@ def f1_against_time(rows: List[Dict], logs: Dict[str, List[Dict]], path: Path) -
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for row in rows:
         log = [line for line in logs.get(row["system"], []) if "ents_f" in (line.get("scores") or {})]
+        log = [line for line in log if line["step"] > 0 or line.get("epoch", 0) > 0]  # not the untrained step 0
         xs = [line["seconds"] / 60 for line in log]
         ys = [100 * line["scores"]["ents_f"] for line in log]
         line, = ax.plot(xs, ys, marker=".", linewidth=1.2, label=row["label"])
         if row.get("train_seconds"):
-            ax.scatter([row["train_seconds"] / 60], [100 * row["ents_f"]], color=line.get_color(), s=40, zorder=3)
-    ax.set_xlabel("training wall time (minutes)")
-    ax.set_ylabel("entity F1 (lines: dev during training; dots: test)")
+            ax.scatter([row["train_seconds"] / 60], [100 * row["ents_f"]], color=line.get_color(), s=60,
+                       marker="*", zorder=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("training wall time (minutes, log scale)")
+    ax.set_ylabel("entity F1 (lines: dev during training; stars: test)")
     ax.set_ylim(bottom=max(0, ax.get_ylim()[0]))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="lower left")
     ax.set_title("GMB: entity F1 against training time")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

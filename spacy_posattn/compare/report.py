@@ -160,7 +160,9 @@ def write_report(
     loss_plot = plots.loss_curves(rows, logs, output_dir / "loss_curves.png")
     if loss_plot:
         written.append(loss_plot)
-    confusion_row = next((r for r in rows if r["system"] == FINE_TUNED and r.get("type_confusion")), None)
+    # The confusion matrix of our best-scoring fine-tuned row (the full-budget one when present).
+    ours = [r for r in rows if r["system"] in (FINE_TUNED, "posattn_default_full") and r.get("type_confusion")]
+    confusion_row = max(ours, key=lambda r: r["ents_f"], default=None)
     if confusion_row:
         written.append(plots.confusion_matrix(confusion_row, output_dir / "confusion_entity_types.png"))
     if readme is not None:

@@ -2,8 +2,8 @@
 
 Every system is trained on the project's GMB split and scored on its test split
 by the same code (`spacy_posattn.evaluate.score_docs`). A budget caps training:
-"quick" gives each system roughly 4 minutes of training on 2 CPU cores (the whole
-comparison in well under an hour), "full" the budget the configs were written for,
+"quick" gives each system a few minutes of training on 2 CPU cores (2 to 8; the
+whole comparison in about three quarters of an hour), "full" the budget the configs were written for,
 "smoke" a few steps per system, to check the workflow end to end (scores meaningless).
 """
 from dataclasses import dataclass, field
@@ -60,7 +60,7 @@ OURS = "configs/posattn_minilm.cfg"
 SYSTEMS: List[System] = [
     System(
         "spacy_cnn", "spaCy CNN tagger + transition ner (efficiency, no vectors)", "spacy",
-        "configs/compare/spacy_cnn.cfg", budgets=_steps(4000, 6500, 500),
+        "configs/compare/spacy_cnn.cfg", budgets=_steps(3000, 6500, 500),
     ),
     System(
         "crf", "CRF, paper features (POS from the spaCy CNN row's tagger, not timed here)", "crf",
@@ -68,37 +68,37 @@ SYSTEMS: List[System] = [
     ),
     System(
         "bilstm", "BiLSTM from scratch (paper sizes, hashed embeddings)", "spacy",
-        "configs/compare/bilstm.cfg", budgets=_steps(1600, 9500, 400),
+        "configs/compare/bilstm.cfg", budgets=_steps(1200, 9500, 400),
     ),
     System(
         "transformer_scratch", "Transformer from scratch (6 layers x 6 heads, 300 wide)", "spacy",
-        "configs/compare/transformer_scratch.cfg", budgets=_steps(300, 3000, 100),
+        "configs/compare/transformer_scratch.cfg", budgets=_steps(200, 3000, 100),
     ),
     System(
         "spacy_trf_ner", "MiniLM fine-tuned + spaCy transition ner", "spacy",
-        "configs/compare/spacy_trf_ner.cfg", budgets=_steps(200, 3000, 50),
+        "configs/compare/spacy_trf_ner.cfg", budgets=_steps(150, 3000, 50),
     ),
-    System("posattn", "ours: MiniLM fine-tuned + posattn head", "spacy", OURS, budgets=_steps(200, 3000, 50)),
+    System("posattn", "ours: MiniLM fine-tuned + posattn head", "spacy", OURS, budgets=_steps(150, 3000, 50)),
     System(
         "posattn_linear", "ours, linear head (depth 0)", "spacy", OURS,
-        overrides={"components.posattn_ner.model.depth": 0}, budgets=_steps(200, 3000, 50),
+        overrides={"components.posattn_ner.model.depth": 0}, budgets=_steps(150, 3000, 50),
     ),
     System(
         "posattn_nolex", "ours, no lexical (case) features", "spacy", OURS,
-        overrides={"components.posattn_ner.model.lexical": None}, budgets=_steps(200, 3000, 50),
+        overrides={"components.posattn_ner.model.lexical": None}, budgets=_steps(150, 3000, 50),
     ),
     System(
         "posattn_n1", "ours, 1 sentence per Doc (default 10)", "spacy", OURS, corpus="n1",
-        budgets=_steps(200, 3000, 50),
+        budgets=_steps(150, 3000, 50),
     ),
     System(
         "posattn_frozen", "ours, frozen MiniLM, cached features", "cached", OURS,
-        overrides={"training.optimizer.learn_rate.initial_rate": 1e-3}, budgets=_epochs(1, 6, 0, 0),
+        overrides={"training.optimizer.learn_rate.initial_rate": 1e-3}, budgets=_epochs(2, 6, 0, 0),
     ),
     System(
         "linear_frozen", "frozen MiniLM, cached features, linear head", "cached", OURS,
         overrides={"components.posattn_ner.model.depth": 0, "training.optimizer.learn_rate.initial_rate": 1e-3},
-        budgets=_epochs(3, 20, 0, 0),
+        budgets=_epochs(4, 20, 0, 0),
     ),
 ]
 
