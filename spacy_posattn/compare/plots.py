@@ -95,7 +95,7 @@ def confusion_matrix(row: Dict, path: Path) -> Path:
                 ax.text(j, i, f"{c}", ha="center", va="center", fontsize=7,
                         color="white" if shares[i][j] > 0.5 else "black")
     fig.colorbar(image, ax=ax, label="share of the gold type's tokens")
-    ax.set_title(f"Entity types, test tokens: {row['label']}")
+    ax.set_title(f"Entity types of the test tokens: {row.get('system', row['label'])}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
