@@ -143,7 +143,7 @@ def train_cached_cli(
 
 @app.command("compare")
 def compare_cli(
-    budget: str = typer.Option("quick", "--budget", "-b", help="quick (about 4 min of training per system on 2 cores), full, or smoke (a few steps, to check the workflow)"),
+    budget: str = typer.Option("quick", "--budget", "-b", help="quick (minutes per system; 53 min in all on 2 cores), full, or smoke (a few steps, to check the workflow)"),
     systems: str = typer.Option("", "--systems", "-s", help="Comma-separated system names (default: all)"),
     corpus: Path = typer.Option(Path("corpus"), "--corpus", help="Corpus root: train/dev/test.spacy, n1/ for one sentence per Doc"),
     train_root: Path = typer.Option(Path("training/compare"), "--training", help="Where each system is trained"),
