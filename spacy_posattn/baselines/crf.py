@@ -75,24 +75,12 @@ def featurize(tagged: Doc, spans: List[slice]) -> List[List[Features]]:
     return [sentence_features(words[span], tags[span]) for span in spans]
 
 
-def repair_iob(tags: List[str]) -> List[str]:
-    """Turn an `I-x` that does not continue a `B-x` / `I-x` into `B-x` (conlleval convention).
-
-    tags (List[str]): IOB2 tags, e.g. a CRF's predictions.
-    RETURNS (List[str]): Valid IOB2 tags.
-    """
-    repaired: List[str] = []
-    for tag in tags:
-        if tag.startswith("I-") and (not repaired or repaired[-1][2:] != tag[2:]):
-            tag = "B-" + tag[2:]
-        repaired.append(tag)
-    return repaired
-
-
 def doc_with_entities(doc: Doc, tags: List[str]) -> Doc:
-    """RETURNS (Doc): An unannotated copy of `doc` with entities from IOB2 `tags`."""
+    """RETURNS (Doc): An unannotated copy of `doc` with entities from IOB2 `tags`.
+    An `I-x` that does not continue a `B-x` / `I-x` starts an entity (the conlleval
+    convention, which spaCy's `iob_to_biluo` follows)."""
     predicted = unannotated_copy(doc)
-    predicted.ents = biluo_tags_to_spans(predicted, iob_to_biluo(repair_iob(tags)))
+    predicted.ents = biluo_tags_to_spans(predicted, iob_to_biluo(tags))
     return predicted
 
 
