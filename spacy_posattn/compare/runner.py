@@ -150,7 +150,7 @@ def run_system(
         scores.update(model=str(run_dir / "model.crfsuite"), data=str(corpus / "test.spacy"),
                       machine=describe_machine(-1))
         write_reports(scores, metrics_path, title=f"{system.name} on test")
-        extra.update(steps=None)
+        extra.update(steps=None, epochs=None)  # L-BFGS iterations are in budget_spec / max_iterations
     else:
         raise ValueError(f"{system.name}: unknown kind '{system.kind}'")
     scores = json.loads(metrics_path.read_text(encoding="utf8"))
@@ -159,8 +159,6 @@ def run_system(
         system=system.name, label=system.label, kind=system.kind, budget=budget_name,
         budget_spec=budget, train_seconds=train_seconds, train_log=str(log_path), **extra,
     )
-    if system.kind == "crf":
-        scores["epochs"] = None  # L-BFGS iterations are in budget_spec / max_iterations
     metrics_path.write_text(json.dumps(scores, indent=2), encoding="utf8")
     return metrics_path
 
