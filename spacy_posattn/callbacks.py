@@ -1,4 +1,5 @@
 """Training callbacks (`[training] before_update`)."""
+import resource
 import sys
 import time
 from typing import Callable, Dict
@@ -28,7 +29,8 @@ def create_log_step_time_v1(every: int = 50) -> Callable[[Language, Dict], None]
             per_step = (now - state["last"]) / every
             print(
                 f"[step-time] step {step} epoch {args['epoch']}: {per_step:.3f} s/step, "
-                f"{now - state['start']:.0f} s since step 0",
+                f"{now - state['start']:.0f} s since step 0, "
+                f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB",
                 file=sys.stderr,
                 flush=True,
             )
@@ -46,7 +48,8 @@ def create_malloc_mmap_threshold_v1(threshold: int = 65536) -> Callable[[Languag
 
     Use as `[initialize.before_init] @callbacks = "spacy-posattn.malloc_mmap_threshold.v1"`.
 
-    threshold (int): Size in bytes from which allocations use mmap.
+    threshold (int): Size in bytes from which allocations use mmap; 0 leaves
+        glibc's own (dynamic) threshold.
     RETURNS (Callable[[Language], Language]): The callback.
     """
 
@@ -55,7 +58,7 @@ def create_malloc_mmap_threshold_v1(threshold: int = 65536) -> Callable[[Languag
         import ctypes.util
 
         name = ctypes.util.find_library("c")
-        if name and sys.platform.startswith("linux"):
+        if threshold and name and sys.platform.startswith("linux"):
             M_MMAP_THRESHOLD = -3
             ctypes.CDLL(name).mallopt(M_MMAP_THRESHOLD, threshold)
         return nlp

@@ -7,6 +7,7 @@ import typer
 from wasabi import msg
 
 from .convert import DEFAULT_N_SENTS, ConversionError, convert
+from .machine import describe_machine
 
 app = typer.Typer(
     name="spacy-posattn",
@@ -120,8 +121,11 @@ def demo_cli(
     msg.good(f"Wrote {render_page(docs, output)}")
 
 
-@app.command("train-cached")
+@app.command(
+    "train-cached", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
 def train_cached_cli(
+    ctx: typer.Context,
     config_path: Path = typer.Argument(..., help="Pipeline config (transformer + tagger + posattn_ner)"),
     output_dir: Path = typer.Argument(..., help="Folder for model-best and train_log.jsonl"),
     epochs: int = typer.Option(6, "--epochs", "-e", min=1, help="Head epochs over the cached features"),
@@ -130,14 +134,20 @@ def train_cached_cli(
 ) -> None:
     """Train the heads on a frozen encoder: compute the encoder's word vectors
     for train and dev once (cached on disk), then train every other component
-    on them for `--epochs` epochs, keeping the epoch with the best dev score."""
+    on them for `--epochs` epochs, keeping the epoch with the best dev score.
+    Config values can be overridden as with `spacy train`, e.g.
+    `--training.optimizer.learn_rate.initial_rate 1e-3`."""
+    from spacy.cli._util import parse_config_overrides
     from thinc.api import require_gpu
 
     from .feature_cache import train_cached
 
+    if not config_path.exists():
+        msg.fail(f"No such config file: {config_path}", exits=1)
+    overrides = parse_config_overrides(ctx.args)
     if gpu_id >= 0:
         require_gpu(gpu_id)
-    best = train_cached(config_path, output_dir, epochs=epochs, cache_dir=cache_dir)
+    best = train_cached(config_path, output_dir, epochs=epochs, cache_dir=cache_dir, overrides=overrides)
     msg.good(f"Best dev score {best:.4f}; saved {output_dir / 'model-best'}")
 
 
@@ -236,15 +246,3 @@ def compare_speed_cli(
     output.with_suffix(".json").write_text(json.dumps(speeds, indent=2), encoding="utf8")
     print(table)
     msg.good(f"Wrote {output}")
-
-
-def describe_machine(gpu_id: int) -> str:
-    """RETURNS (str): The GPU's name, or the CPU count, for reports."""
-    import os
-    import platform
-
-    import torch
-
-    if gpu_id >= 0:
-        return f"GPU: {torch.cuda.get_device_name(gpu_id)}"
-    return f"CPU: {os.cpu_count()} cores ({platform.machine()}), {torch.get_num_threads()} torch threads"

@@ -27,11 +27,15 @@ from .evaluate import score_docs
 from .readers import unannotated_copy
 
 
-def cached_vectors(width: int) -> Model:
-    """A tok2vec stand-in that returns `doc.tensor` (the cached encoder output)."""
+def cached_vectors(width: int, n_layers: int = 1) -> Model:
+    """A stand-in for the listener that returns `doc.tensor` (the cached encoder
+    output): (n_tokens, width) arrays, or (n_tokens, n_layers, width) for the
+    per-layer vectors of `spacy-posattn.ScalarMixListener.v1`."""
 
     def forward(model: Model, docs: List[Doc], is_train: bool):
         Xs = [model.ops.asarray2f(doc.tensor, dtype="float32") for doc in docs]
+        if n_layers > 1:
+            Xs = [X.reshape((X.shape[0], n_layers, width)) for X in Xs]
         return Xs, lambda dXs: []
 
     return Model("cached_vectors", forward, dims={"nO": width})
@@ -39,40 +43,79 @@ def cached_vectors(width: int) -> Model:
 
 def listener_chains(nlp: Language) -> Dict[str, Model]:
     """RETURNS (Dict[str, Model]): For each component that listens to the
-    transformer, its `tok2vec` sublayer (listener + pooling)."""
+    transformer, the part of its `tok2vec` that the cache replaces: the whole
+    listener + pooling, or for `spacy-posattn.ScalarMixListener.v1` the listener
+    + per-layer pooling (the mix itself is trained on the cached layers)."""
     chains = {}
     for name, proc in nlp.pipeline:
         model = getattr(proc, "model", None)
         if name != "transformer" and model is not None and model.has_ref("tok2vec"):
             tok2vec = model.get_ref("tok2vec")
             if any(node.name.startswith("transformer-listener") for node in tok2vec.walk()):
-                chains[name] = tok2vec
+                chains[name] = tok2vec.get_ref("hidden_layers") if tok2vec.has_ref("hidden_layers") else tok2vec
     if not chains:
         raise ValueError("train-cached: no component listens to a 'transformer' component in this config")
     return chains
 
 
-def encode_docs(nlp: Language, pool: Model, docs: List[Doc], batch_size: int = 16) -> List[numpy.ndarray]:
+def encode_docs(
+    nlp: Language, pool: Model, docs: List[Doc], batch_size: int = 16, progress: "Progress" = None
+) -> List[numpy.ndarray]:
     """Run the frozen transformer and the listener's pooling over `docs`.
 
-    RETURNS (List[numpy.ndarray]): One (n_tokens, width) float16 array per doc.
+    progress (Progress): Reports the words done now and then.
+    RETURNS (List[numpy.ndarray]): One (n_tokens, width) float16 array per doc,
+        (n_tokens, n_layers * width) for per-layer vectors.
     """
     transformer = nlp.get_pipe("transformer")
+    progress = progress or Progress("feature pass", sum(len(doc) for doc in docs))
     vectors = []
     for batch in minibatch(docs, batch_size):
         transformer.set_annotations(batch, transformer.predict(batch))
         for doc, X in zip(batch, pool.predict(batch)):
-            vectors.append(pool.ops.to_numpy(X).astype(numpy.float16))
+            vectors.append(pool.ops.to_numpy(X).reshape((len(doc), -1)).astype(numpy.float16))
             doc._.trf_data = None  # free the word-piece outputs
+        progress.advance(sum(len(doc) for doc in batch))
+    progress.done()
     return vectors
 
 
+class Progress:
+    """Print "what: done/total words (pct), words/s, ETA" at most every `every` seconds."""
+
+    def __init__(self, what: str, total: int, every: float = 30.0) -> None:
+        self.what, self.total, self.every = what, total, every
+        self.count = 0
+        self.start = self.last = time.perf_counter()
+
+    def advance(self, n: int) -> None:
+        self.count += n
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            self._print(now)
+
+    def done(self) -> None:
+        self._print(time.perf_counter())
+
+    def _print(self, now: float) -> None:
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.count / elapsed
+        eta = (self.total - self.count) / rate if rate else float("nan")
+        print(
+            f"[{self.what}] {self.count:,}/{self.total:,} words ({100 * self.count / max(self.total, 1):.0f}%), "
+            f"{rate:,.0f} words/s, {elapsed:.0f} s elapsed, ETA {max(eta, 0):.0f} s",
+            flush=True,
+        )
+
+
 def cached_features(
-    nlp: Language, pool: Model, docs: List[Doc], cache_dir: Path, key: str
+    nlp: Language, pool: Model, docs: List[Doc], cache_dir: Path, key: str, label: str = "docs"
 ) -> Tuple[List[numpy.ndarray], float, bool]:
     """Load the docs' encoder vectors from `cache_dir`, or compute and store them.
 
     key (str): Identifies the encoder, the pooling and the corpus file.
+    label (str): What the docs are, for the progress lines.
     RETURNS (Tuple[List[numpy.ndarray], float, bool]): The vectors; the seconds
         the feature pass took when it was computed (read back from the cache);
         whether they came from the cache.
@@ -85,7 +128,7 @@ def cached_features(
         flat = numpy.load(data_path)
         return numpy.split(flat, numpy.cumsum(lengths)[:-1]), meta["seconds"], True
     start = time.perf_counter()
-    vectors = encode_docs(nlp, pool, docs)
+    vectors = encode_docs(nlp, pool, docs, progress=Progress(f"feature pass, {label}", sum(lengths)))
     seconds = time.perf_counter() - start
     cache_dir.mkdir(parents=True, exist_ok=True)
     numpy.save(data_path, numpy.concatenate(vectors) if vectors else numpy.zeros((0, 0), numpy.float16))
@@ -116,7 +159,9 @@ def cache_key(config: Dict, chains: Dict[str, Model], corpus_path: str) -> str:
     return "|".join(parts)
 
 
-def train_cached(config_path: Path, output_dir: Path, epochs: int, cache_dir: Path, seed: int = 0) -> float:
+def train_cached(
+    config_path: Path, output_dir: Path, epochs: int, cache_dir: Path, seed: int = 0, overrides: Dict = {}
+) -> float:
     """Train every component but the transformer on cached encoder outputs.
 
     Writes output_dir/model-best (the epoch with the best weighted dev score)
@@ -124,9 +169,11 @@ def train_cached(config_path: Path, output_dir: Path, epochs: int, cache_dir: Pa
     of each head, the dev scores, and `seconds` = feature pass + head training.
     `feature_seconds_reused` is the part of the feature pass read from the cache
     (measured when it was computed), which this process's wall time does not include.
+    overrides (Dict): Config values to set, by dotted key (as `spacy train`'s
+        `--training.optimizer.learn_rate.initial_rate 1e-3`).
     RETURNS (float): The best weighted dev score.
     """
-    config = load_config(config_path, interpolate=False)
+    config = load_config(config_path, overrides=dict(overrides), interpolate=False)
     nlp = init_nlp(config)
     resolved = nlp.config.interpolate()
     T = registry.resolve(resolved["training"], schema=ConfigSchemaTraining)
@@ -147,13 +194,16 @@ def train_cached(config_path: Path, output_dir: Path, epochs: int, cache_dir: Pa
     feature_seconds, reused_seconds = 0.0, 0.0
     for name, examples in (("train", train), ("dev", dev)):
         key = cache_key(resolved, chains, resolved["paths"][name])
-        vectors, seconds, hit = cached_features(nlp, pool, [eg.predicted for eg in examples], cache_dir, key)
+        vectors, seconds, hit = cached_features(nlp, pool, [eg.predicted for eg in examples], cache_dir, key, name)
         feature_seconds += seconds
         reused_seconds += seconds if hit else 0.0
         for eg, X in zip(examples, vectors):
             eg.predicted.tensor = X
-    width = pool.get_dim("nO")
-    stand_in = cached_vectors(width)
+    width = nlp.get_pipe("transformer").model.get_dim("nO")
+    n_layers = max((eg.predicted.tensor.shape[1] for eg in train if len(eg.predicted)), default=width) // width
+    stand_in = cached_vectors(width, n_layers)
+    print(f"[features] {n_layers} layer(s) x {width} per token, float16: "
+          f"{sum(eg.predicted.tensor.nbytes for eg in train + dev) / 2**20:,.0f} MiB in memory for train + dev", flush=True)
     heads = list(chains)
     weights = {k: v for k, v in (T["score_weights"] or {}).items() if v}
     n_train_words = sum(len(eg) for eg in train)
@@ -166,10 +216,13 @@ def train_cached(config_path: Path, output_dir: Path, epochs: int, cache_dir: Pa
             swap(nlp, chains, stand_in, to_cache=True)
             random.shuffle(train)
             losses: Dict[str, float] = {}
+            progress = Progress(f"epoch {epoch}/{epochs}", n_train_words)
             for batch in batcher(train):
                 nlp.update(batch, drop=T["dropout"], sgd=optimizer, losses=losses, exclude=["transformer"])
                 optimizer.step_schedules()  # as spaCy's training loop does: warmup and decay
                 step += 1
+                progress.advance(sum(len(eg) for eg in batch))
+            progress.done()
             dev_losses, scores = score_heads(nlp, heads, dev)
             score = sum(w * (scores.get(k) or 0.0) for k, w in weights.items())
             swap(nlp, chains, stand_in, to_cache=False)

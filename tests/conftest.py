@@ -43,29 +43,44 @@ def tiny_bert(tmp_path_factory) -> str:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
 
 
-def make_nlp(encoder: str, *, tagger: bool = True, ner_model: dict = None) -> spacy.Language:
-    """A transformer + (tagger) + posattn_ner pipeline over `encoder`, sized for tests."""
+LISTENER = {
+    "@architectures": "spacy-transformers.TransformerListener.v1",
+    "pooling": {"@layers": "reduce_mean.v1"},
+}
+LEXICAL = {
+    "@architectures": "spacy.MultiHashEmbed.v2",
+    "width": 16,
+    "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+    "rows": [100, 100, 100, 100],
+    "include_static_vectors": False,
+}
+
+
+def make_nlp(
+    encoder: str,
+    *,
+    tagger: bool = True,
+    ner: bool = True,
+    ner_model: dict = None,
+    tagger_model: dict = None,
+    transformer_model: dict = None,
+) -> spacy.Language:
+    """A transformer + (tagger) + (posattn_ner) pipeline over `encoder`, sized for tests."""
     nlp = spacy.blank("en")
-    nlp.add_pipe(
-        "transformer",
-        config={
-            "model": {
-                "@architectures": "spacy-posattn.TransformerModel.v1",
-                "name": encoder,
-                "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 16, "stride": 12},
-                "tokenizer_config": {"use_fast": True},
-            }
-        },
-    )
-    listener = {
-        "@architectures": "spacy-transformers.TransformerListener.v1",
-        "pooling": {"@layers": "reduce_mean.v1"},
+    trf_model = {
+        "@architectures": "spacy-posattn.TransformerModel.v1",
+        "name": encoder,
+        "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 16, "stride": 12},
+        "tokenizer_config": {"use_fast": True},
     }
+    trf_model.update(transformer_model or {})
+    nlp.add_pipe("transformer", config={"model": trf_model})
     if tagger:
-        nlp.add_pipe("tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "tok2vec": listener}})
-    model = {"width": 32, "heads": 2, "window": 4, "max_distance": 4, "dropout": 0.0, "tok2vec": listener}
-    model.update(ner_model or {})
-    nlp.add_pipe("posattn_ner", config={"model": model})
+        nlp.add_pipe("tagger", config={"model": tagger_model or {"@architectures": "spacy.Tagger.v2", "tok2vec": LISTENER}})
+    if ner:
+        model = {"width": 32, "heads": 2, "window": 4, "max_distance": 4, "dropout": 0.0, "tok2vec": LISTENER}
+        model.update(ner_model or {})
+        nlp.add_pipe("posattn_ner", config={"model": model})
     return nlp
 
 

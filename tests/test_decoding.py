@@ -1,5 +1,6 @@
 """Constrained Viterbi decoding always gives well-formed BILUO sequences."""
 import numpy
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -77,3 +78,30 @@ def test_batch_decoding_equals_one_by_one():
     batched = decode(*docs)
     for scores, path in zip(docs, batched):
         assert list(decode(scores)[0]) == list(path)
+
+
+def brute_force_best(log_probs, start, transitions, end):
+    """The best-scoring allowed tag sequence, by enumerating all of them."""
+    from itertools import product
+
+    n, n_tags = log_probs.shape
+    best, best_path = -numpy.inf, None
+    for path in product(range(n_tags), repeat=n):
+        score = start[path[0]] + end[path[-1]] + sum(log_probs[i, t] for i, t in enumerate(path))
+        score += sum(transitions[a, b] for a, b in zip(path, path[1:]))
+        if score > best:
+            best, best_path = score, list(path)
+    return best, best_path
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda n: arrays("float64", (n, 9), elements=st.floats(-6.0, 0.0))))
+def test_viterbi_is_optimal_against_brute_force(log_probs):
+    tags = biluo_tags(["geo", "per"])  # 9 tags: every sequence of up to 4 tokens is enumerated
+    start, transitions, end = transition_constraints(tags)
+    (path,) = viterbi_decode([log_probs], start, transitions, end)
+    best, _ = brute_force_best(log_probs, start, transitions, end)
+    score = start[path[0]] + end[path[-1]] + sum(log_probs[i, t] for i, t in enumerate(path))
+    score += sum(transitions[a, b] for a, b in zip(path, path[1:]))
+    assert is_well_formed([tags[t] for t in path])
+    assert score == pytest.approx(best, abs=1e-6)

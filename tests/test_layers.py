@@ -92,7 +92,7 @@ pipeline = ["posattn_ner"]
 factory = "posattn_ner"
 
 [components.posattn_ner.model]
-@architectures = "spacy-posattn.PositionalAttentionTagger.v1"
+@architectures = "spacy-posattn.PositionalAttentionTagger.v2"
 width = 16
 depth = {depth}
 heads = 2

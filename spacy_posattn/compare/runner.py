@@ -137,7 +137,7 @@ def run_system(
             extra.update(feature_seconds=log[-1].get("feature_seconds"))
     elif system.kind == "crf":
         from ..baselines.crf import train_and_evaluate
-        from ..cli import describe_machine
+        from ..machine import describe_machine
         from ..evaluate import write_reports
 
         tagger = train_root / system.needs[0] / "model-best"

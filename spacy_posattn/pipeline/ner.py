@@ -15,7 +15,7 @@ from .decoding import biluo_tags, transition_constraints, viterbi_decode
 
 DEFAULT_MODEL_CONFIG = """
 [model]
-@architectures = "spacy-posattn.PositionalAttentionTagger.v1"
+@architectures = "spacy-posattn.PositionalAttentionTagger.v2"
 width = 256
 depth = 2
 heads = 4
@@ -61,7 +61,7 @@ def make_posattn_ner(
     """Create a `posattn_ner` component.
 
     model (Model[List[Doc], List[Floats2d]]): Gives one row of tag
-        probabilities per token, e.g. `spacy-posattn.PositionalAttentionTagger.v1`.
+        probabilities per token, e.g. `spacy-posattn.PositionalAttentionTagger.v2`.
     spans_key (str): Key of `doc.spans` where the predicted entities are also
         stored, with their confidences in `doc.spans[spans_key].attrs["scores"]`.
     scorer (Optional[Callable]): Scoring method, `spacy.ner_scorer.v1` by default.

@@ -1,0 +1,155 @@
+"""A learned scalar mix of every hidden layer of the transformer (ELMo style).
+
+spacy-transformers' listener pools only `last_hidden_state`. With
+`output_hidden_states = true` in the transformer's config, the model output also
+holds the embeddings and every layer's states. `hidden_layers` pools each of them
+per spaCy token, as `trfs2arrays` pools the last one (it is reused, on the layers
+side by side), and `scalar_mix` combines them with softmax-normalised weights per
+layer and a scale, both learned. The gradient goes back to every layer: the
+backprop emits one tensor per hidden state, which `convert_transformer_outputs`
+(installed by `spacy-posattn.TransformerModel.v1`) passes to the encoder.
+"""
+from typing import Callable, List, Optional, Tuple
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from spacy_transformers.data_classes import TransformerData
+from spacy_transformers.layers import TransformerListener
+from spacy_transformers.layers.trfs2arrays import trfs2arrays
+from thinc.api import ArgsKwargs, Model, chain
+from thinc.types import Floats2d, Floats3d, Ragged
+from transformers.file_utils import ModelOutput
+
+HIDDEN_STATES_ERROR = (
+    "The transformer gave no hidden_states, which spacy-posattn.ScalarMixListener.v1 mixes: set "
+    "`transformer_config = {{\"output_hidden_states\": true}}` in [components.{name}.model]."
+)
+
+
+@registry.architectures("spacy-posattn.ScalarMixListener.v1")
+def build_scalar_mix_listener_v1(
+    pooling: Model[Ragged, Floats2d], grad_factor: float = 1.0, upstream: str = "*"
+) -> Model[List[Doc], List[Floats2d]]:
+    """Token vectors from a transformer component earlier in the pipeline, as
+    `spacy-transformers.TransformerListener.v1`, but a learned mix of all its
+    hidden layers instead of the last one. The transformer must be configured with
+    `transformer_config = {"output_hidden_states": true}`, and every component
+    listening to it must use this listener (spacy-transformers adds the listeners'
+    gradients position by position).
+
+    pooling (Model[Ragged, Floats2d]): Word pieces to a token vector, per layer.
+    grad_factor (float): Factor on the gradient sent to the transformer.
+    upstream (str): The transformer component's name, or "*".
+    RETURNS (Model[List[Doc], List[Floats2d]]): One (n_tokens, width) array per doc.
+    """
+    listener = TransformerListener(upstream_name=upstream)
+    layers = chain(listener, hidden_layers(pooling, grad_factor))
+    model = chain(layers, scalar_mix())
+    model.set_ref("listener", listener)
+    model.set_ref("hidden_layers", layers)
+    return model
+
+
+def hidden_layers(pooling: Model[Ragged, Floats2d], grad_factor: float) -> Model[List[TransformerData], List[Floats3d]]:
+    """Pool every hidden state per token: one (n_tokens, n_layers, width) array
+    per doc. A doc the transformer did not run on (zeros, at initialization) has
+    one layer."""
+    return Model("hidden_layers", _hidden_layers_forward, layers=[trfs2arrays(pooling, grad_factor)])
+
+
+def _hidden_layers_forward(model: Model, trf_datas: List[TransformerData], is_train: bool):
+    pool_layers = model.layers[0]
+    stacked, n_layers = [], []
+    for trf_data in trf_datas:
+        output = trf_data.model_output
+        states = output.get("hidden_states")
+        if states:
+            last = output["last_hidden_state"]
+            side_by_side = model.ops.xp.concatenate(list(states), axis=-1)
+            stacked.append(TransformerData(trf_data.wordpieces, ModelOutput(last_hidden_state=side_by_side), trf_data.align))
+            n_layers.append(len(states))
+        elif "last_hidden_state" in output and output["last_hidden_state"].size and output["last_hidden_state"].any():
+            raise ValueError(HIDDEN_STATES_ERROR.format(name="transformer"))
+        else:  # zeros (initialization, or the transformer didn't run) or an empty doc
+            stacked.append(trf_data)
+            n_layers.append(1)
+    pooled, backprop_pool = pool_layers(stacked, is_train)
+    Ys = [Y.reshape((Y.shape[0], n, -1)) for Y, n in zip(pooled, n_layers)]
+
+    def backprop(dYs: List[Floats3d]) -> List[TransformerData]:
+        d_stacked = backprop_pool([dY.reshape((dY.shape[0], -1)) for dY in dYs])
+        # trfs2arrays skips docs the transformer has no output for.
+        with_output = [(t, n) for t, n in zip(trf_datas, n_layers) if "last_hidden_state" in t.model_output]
+        d_trf_datas = []
+        for d_data, (trf_data, n) in zip(d_stacked, with_output):
+            d_side = d_data.model_output["last_hidden_state"]
+            d_states = model.ops.xp.split(d_side, n, axis=-1) if n > 1 else [d_side]
+            # One gradient tensor per hidden state, in layer order.
+            d_output = ModelOutput(**{f"hidden_state_{i}": d for i, d in enumerate(d_states)})
+            d_trf_datas.append(TransformerData(trf_data.wordpieces, d_output, trf_data.align))
+        return d_trf_datas
+
+    return Ys, backprop
+
+
+def scalar_mix() -> Model[List[Floats3d], List[Floats2d]]:
+    """`scale * sum_l softmax(weights)_l * X[:, l]`, with `weights` (zeros at the
+    start: the plain mean of the layers) and `scale` (1.0) learned. The number of
+    layers is taken from the first input that has more than one."""
+    return Model("scalar_mix", _scalar_mix_forward, params={"weights": None, "scale": None}, dims={"nL": None})
+
+
+def _scalar_mix_forward(model: Model, Xs: List[Floats3d], is_train: bool):
+    ops = model.ops
+    n_layers = max((X.shape[1] for X in Xs), default=1)
+    if n_layers > 1 and not model.has_dim("nL"):
+        model.set_dim("nL", n_layers)
+        model.set_param("weights", ops.alloc1f(n_layers))
+        model.set_param("scale", ops.asarray1f([1.0]))
+    if not model.has_dim("nL"):  # only zeros seen yet (initialization): widths matter, not values
+        return [X[:, 0] for X in Xs], lambda dYs: [ops.xp.expand_dims(dY, 1) for dY in dYs]
+    if any(X.shape[1] not in (1, model.get_dim("nL")) for X in Xs):
+        raise ValueError(f"scalar_mix expected {model.get_dim('nL')} layers, got {[X.shape[1] for X in Xs]}")
+    weights = ops.softmax(model.get_param("weights"))
+    scale = float(model.get_param("scale")[0])
+    Ys = [scale * ops.xp.tensordot(X, weights, axes=([1], [0])) if X.shape[1] > 1 else X[:, 0] for X in Xs]
+
+    def backprop(dYs: List[Floats2d]) -> List[Floats3d]:
+        d_mixed = ops.alloc1f(len(weights))  # dLoss / d(weighted layer sum), per layer, before the scale
+        dXs = []
+        for X, dY in zip(Xs, dYs):
+            if X.shape[1] == 1:
+                dXs.append(ops.xp.expand_dims(dY, 1))
+                continue
+            d_mixed += ops.xp.einsum("nlw,nw->l", X, dY)
+            dXs.append(scale * weights[None, :, None] * dY[:, None, :])
+        d_weights = scale * weights * (d_mixed - (weights * d_mixed).sum())
+        model.inc_grad("weights", d_weights)
+        model.inc_grad("scale", ops.asarray1f([(weights * d_mixed).sum()]))
+        return dXs
+
+    return Ys, backprop
+
+
+def convert_transformer_outputs(model: Model, inputs_outputs: Tuple, is_train: bool) -> Tuple[ModelOutput, Callable]:
+    """spacy-transformers' `_convert_transformer_outputs`, but the backprop also
+    takes one gradient per hidden state (from `ScalarMixListener`), not only the
+    last hidden state's."""
+    _, model_output = inputs_outputs
+
+    def backprop(d_model_output: ModelOutput) -> ArgsKwargs:
+        grads = list(d_model_output.values())
+        states: Optional[Tuple] = model_output.get("hidden_states")
+        if len(grads) == 1:
+            tensors = [model_output.last_hidden_state]
+        elif states is not None and len(grads) == len(states):
+            tensors = list(states)
+        else:
+            raise ValueError(
+                f"Got {len(grads)} gradient tensors for a transformer output with "
+                f"{len(states) if states else 0} hidden states: give every listener of the "
+                "transformer the same listener architecture."
+            )
+        return ArgsKwargs(args=(tensors,), kwargs={"grad_tensors": grads})
+
+    return model_output, backprop

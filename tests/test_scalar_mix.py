@@ -1,0 +1,136 @@
+"""spacy-posattn.ScalarMixListener.v1: a learned mix of every hidden layer, in
+the fine-tuned pipeline and on cached frozen features."""
+import json
+
+import numpy
+import pytest
+import spacy
+from numpy.testing import assert_allclose
+from spacy.tokens import DocBin
+from spacy.util import load_config, load_model_from_path, make_tempdir
+from thinc.api import Adam, NumpyOps, fix_random_seed
+
+from spacy_posattn import feature_cache
+from spacy_posattn.layers.scalar_mix import scalar_mix
+from spacy_posattn.readers import unannotated_copy
+
+from .conftest import TRAIN_DATA, make_examples, make_nlp
+from .test_compare import tiny_corpus  # noqa: F401  (fixture)
+from .test_workflow import ROOT
+
+MIX_LISTENER = {"@architectures": "spacy-posattn.ScalarMixListener.v1", "pooling": {"@layers": "reduce_mean.v1"}}
+ALL_LAYERS = {"transformer_config": {"output_hidden_states": True}}
+
+
+def make_mix_nlp(encoder):
+    tagger = {"@architectures": "spacy.Tagger.v2", "tok2vec": MIX_LISTENER}
+    return make_nlp(encoder, transformer_model=ALL_LAYERS, tagger_model=tagger, ner_model={"tok2vec": MIX_LISTENER})
+
+
+def mixes(nlp):
+    return {name: nlp.get_pipe(name).model.get_ref("tok2vec").layers[-1] for name in ("tagger", "posattn_ner")}
+
+
+def test_scalar_mix_gradient_matches_finite_differences():
+    ops = NumpyOps()
+    mix = scalar_mix()
+    rng = numpy.random.default_rng(0)
+    Xs = [rng.normal(size=(3, 4, 5)).astype("f"), rng.normal(size=(2, 4, 5)).astype("f")]
+    mix.initialize(X=Xs)
+    mix(Xs, is_train=False)  # sets nL and the params
+    mix.set_param("weights", ops.asarray1f(rng.normal(size=4)))
+    mix.set_param("scale", ops.asarray1f([1.3]))
+    dYs = [rng.normal(size=(3, 5)).astype("f"), rng.normal(size=(2, 5)).astype("f")]
+
+    def loss():
+        Ys, _ = mix(Xs, is_train=False)
+        return float(sum((Y * dY).sum() for Y, dY in zip(Ys, dYs)))
+
+    _, backprop = mix(Xs, is_train=True)
+    dXs = backprop(dYs)
+    for name in ("weights", "scale"):
+        param = mix.get_param(name).copy()
+        for i in range(len(param)):
+            for sign in (1, -1):
+                shifted = param.copy()
+                shifted[i] += sign * 1e-3
+                mix.set_param(name, shifted)
+                if sign == 1:
+                    up = loss()
+                else:
+                    down = loss()
+            mix.set_param(name, param)
+            assert (up - down) / 2e-3 == pytest.approx(float(mix.get_grad(name)[i]), rel=1e-2, abs=1e-3)
+    Ys, _ = mix(Xs, is_train=False)
+    weights = numpy.exp(mix.get_param("weights")) / numpy.exp(mix.get_param("weights")).sum()
+    assert_allclose(Ys[0], 1.3 * numpy.einsum("nlw,l->nw", Xs[0], weights), rtol=1e-5)
+    assert_allclose(dXs[1], 1.3 * weights[None, :, None] * dYs[1][:, None, :], rtol=1e-5)
+
+
+def test_mix_weights_learn_and_pipeline_round_trips(tiny_bert):
+    fix_random_seed(0)
+    nlp = make_mix_nlp(tiny_bert)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 0.01
+    n_layers = 2  # tiny BERT: embeddings + 1 layer
+    nlp.update(examples, sgd=optimizer)  # the output layers start at zero: no gradient reaches the mix yet
+    nlp.update(examples, sgd=False)  # backprop only: the mixes get gradients
+    for name, mix in mixes(nlp).items():
+        assert mix.get_dim("nL") == n_layers, name
+        assert numpy.abs(mix.get_grad("weights")).sum() > 0 and numpy.abs(mix.get_grad("scale")).sum() > 0, name
+    for _, proc in nlp.pipeline:
+        proc.finish_update(optimizer)
+    for _ in range(60):
+        nlp.update(examples, sgd=optimizer)
+    for name, mix in mixes(nlp).items():
+        assert numpy.abs(mix.get_param("weights")).sum() > 0 and mix.get_param("scale")[0] != 1.0, name
+    for text, ents in TRAIN_DATA:
+        assert [(e.start_char, e.end_char, e.label_) for e in nlp(text).ents] == ents
+    texts = [text for text, _ in TRAIN_DATA]
+    before = list(nlp.pipe(texts))
+    with make_tempdir() as tmp:
+        nlp.to_disk(tmp)
+        nlp2 = load_model_from_path(tmp)
+    for doc, doc2 in zip(before, nlp2.pipe(texts)):
+        assert [(e.text, e.label_) for e in doc2.ents] == [(e.text, e.label_) for e in doc.ents]
+        assert [t.tag_ for t in doc2] == [t.tag_ for t in doc]
+        assert_allclose(doc2.spans["ents"].attrs["scores"], doc.spans["ents"].attrs["scores"], rtol=1e-5)
+
+
+def test_mix_listener_without_hidden_states_says_what_to_set(tiny_bert):
+    tagger = {"@architectures": "spacy.Tagger.v2", "tok2vec": MIX_LISTENER}
+    nlp = make_nlp(tiny_bert, tagger_model=tagger, ner_model={"tok2vec": MIX_LISTENER})
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    with pytest.raises(ValueError, match="output_hidden_states"):
+        nlp.update(examples)
+
+
+def test_cached_layers_mixed_equal_the_live_listener(tiny_bert, tiny_corpus, tmp_path):  # noqa: F811
+    config = load_config(ROOT / "configs" / "posattn_tiny.cfg", interpolate=False)
+    config["paths"].update(train=str(tiny_corpus / "train.spacy"), dev=str(tiny_corpus / "dev.spacy"), encoder=tiny_bert)
+    config["components"]["transformer"]["model"]["transformer_config"] = {"output_hidden_states": True}
+    for name in ("tagger", "posattn_ner"):
+        config["components"][name]["model"]["tok2vec"] = dict(MIX_LISTENER)
+    config["training"]["batcher"]["size"] = 30
+    config["training"]["optimizer"]["learn_rate"]["initial_rate"] = 0.01
+    config.to_disk(tmp_path / "mix.cfg")
+    feature_cache.train_cached(tmp_path / "mix.cfg", tmp_path / "out", epochs=2, cache_dir=tmp_path / "cache")
+    nlp = spacy.load(tmp_path / "out" / "model-best")
+    mix = mixes(nlp)["posattn_ner"]
+    assert mix.get_dim("nL") == 2 and numpy.abs(mix.get_param("weights")).sum() > 0  # trained on the cache
+
+    docs = [unannotated_copy(d) for d in DocBin().from_disk(tiny_corpus / "train.spacy").get_docs(nlp.vocab)]
+    n_pieces = [len(nlp.get_pipe("transformer").model.tokenizer(d.text)["input_ids"]) for d in docs]
+    assert max(n_pieces) > 32  # longer than the transformer's window
+    meta_path = next(p for p in (tmp_path / "cache").glob("*.json") if json.loads(p.read_text())["docs"] == len(docs))
+    cached = numpy.load(meta_path.with_suffix(".npy"))
+    width = nlp.get_pipe("transformer").model.get_dim("nO")
+    assert cached.shape == (sum(len(d) for d in docs), 2 * width) and cached.dtype == numpy.float16
+    per_doc = numpy.split(cached.astype("f"), numpy.cumsum([len(d) for d in docs])[:-1])
+    mixed_from_cache, _ = mix([X.reshape(-1, 2, width) for X in per_doc], is_train=False)
+    transformer = nlp.get_pipe("transformer")
+    transformer.set_annotations(docs, transformer.predict(docs))
+    live = nlp.get_pipe("posattn_ner").model.get_ref("tok2vec").predict(docs)
+    assert_allclose(numpy.concatenate(mixed_from_cache), numpy.concatenate(live), atol=3e-2, rtol=1e-2)

@@ -1,0 +1,152 @@
+"""Issue 8's training mechanisms: the encoder's learning-rate scale, the
+case-aware tagger, and the warm start of a fine-tune from heads trained on
+cached frozen features."""
+import copy
+
+import numpy
+import pytest
+from spacy.training import Example
+from spacy.training.initialize import init_nlp
+from spacy.training.loop import train as train_loop
+from spacy.util import load_config, load_model_from_path, make_tempdir
+from thinc.api import fix_random_seed
+
+from spacy_posattn import feature_cache
+from spacy_posattn.layers import ScaledRateHFShim
+
+from .conftest import LEXICAL, LISTENER, make_examples, make_nlp
+from .test_compare import tiny_cached_config, tiny_corpus  # noqa: F401  (fixture)
+from .test_workflow import ROOT
+
+
+class RecordingOptimizer:
+    """Records each (key, lr_scale) the layers pass; leaves the weights alone."""
+
+    learn_rate = 0.001
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, key, weights, gradient, *, lr_scale=1.0):
+        self.calls.append((key, lr_scale))
+        return weights, gradient
+
+
+def encoder_shim(nlp):
+    shims = [shim for node in nlp.get_pipe("transformer").model.walk() for shim in node.shims]
+    assert len(shims) == 1
+    return shims[0]
+
+
+def test_encoder_gets_exactly_the_configured_step_scale(tiny_bert):
+    nlp = make_nlp(tiny_bert, transformer_model={"lr_scale": 0.25})
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    # As spaCy's training loop: backprop through every listener, then update each component.
+    nlp.update(examples, sgd=False)
+    shim = encoder_shim(nlp)
+    with_grad = [name for name, p in shim._model.named_parameters() if p.grad is not None]  # not the unused pooler
+    optimizer = RecordingOptimizer()
+    for _, proc in nlp.pipeline:
+        proc.finish_update(optimizer)
+    encoder = [scale for key, scale in optimizer.calls if key[0] == shim.id]
+    heads = [scale for key, scale in optimizer.calls if key[0] != shim.id]
+    assert len(encoder) == len(with_grad) > 10 and set(encoder) == {0.25}
+    assert heads and set(heads) == {1.0}
+
+
+def test_encoder_step_scale_survives_save_load_and_copy(tiny_bert):
+    nlp = make_nlp(tiny_bert, transformer_model={"lr_scale": 0.1})
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    shim = encoder_shim(nlp)
+    assert isinstance(shim, ScaledRateHFShim) and shim.lr_scale == 0.1
+    copied = [s for node in copy.deepcopy(nlp.get_pipe("transformer").model).walk() for s in node.shims]
+    assert isinstance(copied[0], ScaledRateHFShim) and copied[0].lr_scale == 0.1
+    with make_tempdir() as tmp:
+        nlp.to_disk(tmp)
+        nlp2 = load_model_from_path(tmp)
+    shim2 = encoder_shim(nlp2)
+    assert isinstance(shim2, ScaledRateHFShim) and shim2.lr_scale == 0.1
+    # Default: the stock shim, unchanged behaviour.
+    assert not isinstance(encoder_shim(make_nlp(tiny_bert)), ScaledRateHFShim)
+
+
+def test_encoder_step_scale_really_scales_adams_step(tiny_bert):
+    """Unlike a gradient scale, which Adam divides out, lr_scale shrinks the step."""
+    steps = {}
+    for scale in (1.0, 0.1):
+        fix_random_seed(0)
+        nlp = make_nlp(tiny_bert, transformer_model={"lr_scale": scale})
+        examples = make_examples(nlp)
+        optimizer = nlp.initialize(lambda: examples)
+        nlp.update(examples, sgd=optimizer)  # output layers start at zero: the encoder gets no gradient yet
+        shim = encoder_shim(nlp)
+        before = {k: v.detach().clone() for k, v in shim._model.named_parameters()}
+        nlp.update(examples, sgd=optimizer)
+        after = dict(shim._model.named_parameters())
+        steps[scale] = {k: (after[k].detach() - before[k]).abs().max().item() for k in before}
+    ratios = [steps[0.1][k] / steps[1.0][k] for k in steps[1.0] if steps[1.0][k] > 1e-9]
+    # float32 rounding of tiny steps blurs each ratio a little; a gradient scale would give about 1.0.
+    assert len(ratios) > 10 and numpy.median(ratios) == pytest.approx(0.1, rel=0.03)
+    assert all(0.07 < r < 0.13 for r in ratios)
+
+
+CASED = [  # only the case tells the tag: "WHO" the organisation, "who" the pronoun
+    ("they saw WHO today .", ["PRP", "VBD", "NNP", "NN", "."]),
+    ("they saw who today .", ["PRP", "VBD", "WP", "NN", "."]),
+    ("we met WHO there .", ["PRP", "VBD", "NNP", "RB", "."]),
+    ("we met who there .", ["PRP", "VBD", "WP", "RB", "."]),
+]
+
+
+def tagger_accuracy_on_case(tiny_bert, lexical) -> float:
+    fix_random_seed(0)
+    tagger = {"@architectures": "spacy-posattn.PositionalAttentionTagger.v2", "depth": 0, "dropout": 0.0,
+              "tok2vec": LISTENER, "lexical": lexical}
+    # The tagger listens first, the NER last: the tagger's listener backprop returns None.
+    nlp = make_nlp(tiny_bert, tagger_model=tagger)
+    examples = [Example.from_dict(nlp.make_doc(text), {"tags": tags, "entities": []}) for text, tags in CASED]
+    examples += make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 0.01
+    for _ in range(60):
+        nlp.update(examples, sgd=optimizer)
+    docs = list(nlp.pipe(text for text, _ in CASED))
+    return numpy.mean([doc[2].tag_ == tags[2] for doc, (_, tags) in zip(docs, CASED)])
+
+
+def test_lexical_features_let_the_tagger_see_case(tiny_bert):
+    # The uncased encoder gives "WHO" and "who" the same word pieces in the same
+    # context: without lexical features the tagger can get at most half right.
+    assert tagger_accuracy_on_case(tiny_bert, lexical=None) <= 0.5
+    assert tagger_accuracy_on_case(tiny_bert, lexical=LEXICAL) == 1.0
+
+
+def test_warm_start_from_cached_heads_links_listeners_and_trains(tiny_bert, tiny_corpus, tmp_path):  # noqa: F811
+    heads_dir = tmp_path / "heads"
+    feature_cache.train_cached(
+        tiny_cached_config(tmp_path, tiny_corpus, tiny_bert), heads_dir, epochs=1, cache_dir=tmp_path / "cache",
+        overrides={"training.optimizer.learn_rate.initial_rate": 0.005},
+    )
+    source = load_model_from_path(heads_dir / "model-best")
+    config = load_config(ROOT / "configs" / "posattn_minilm_warm.cfg", interpolate=False)
+    config["paths"].update(
+        train=str(tiny_corpus / "train.spacy"), dev=str(tiny_corpus / "dev.spacy"), heads=str(heads_dir / "model-best")
+    )
+    config["training"].update(max_steps=4, eval_frequency=2)
+    config["training"]["batcher"]["size"] = 30
+    config["training"]["optimizer"]["learn_rate"].update(warmup_steps=1)
+    config["training"]["logger"] = {"@loggers": "spacy.ConsoleLogger.v1", "progress_bar": False}
+    nlp = init_nlp(config)
+    assert nlp.get_pipe("transformer").listening_components == ["tagger", "posattn_ner"]
+    (tmp_path / "warm").mkdir()
+    train_loop(nlp, tmp_path / "warm")
+    trained = load_model_from_path(tmp_path / "warm" / "model-last")
+    assert trained.get_pipe("transformer").listening_components == ["tagger", "posattn_ner"]
+    # Both the encoder and the heads moved away from the stage-1 pipeline.
+    for name in ("transformer", "tagger", "posattn_ner"):
+        old = source.get_pipe(name).model.to_bytes()
+        assert trained.get_pipe(name).model.to_bytes() != old, name
+    doc = trained("Alice went to China .")
+    assert doc.has_annotation("TAG")
