@@ -166,15 +166,20 @@ def compare_cli(
     already scored with the same budget, config and encoder is skipped unless --force."""
     import json
 
-    from .compare.runner import fingerprint, run_system
+    from .compare.runner import check_extras, fingerprint, run_system
     from .compare.systems import BUDGETS, get_systems
 
     if budget not in BUDGETS:
         msg.fail(f"Unknown budget '{budget}': use one of {', '.join(BUDGETS)}", exits=1)
+    names = [n.strip() for n in systems.split(",") if n.strip()]
     try:
-        chosen = get_systems([n.strip() for n in systems.split(",") if n.strip()])
-    except ValueError as err:
+        chosen = get_systems(names)
+        check_extras(chosen)
+    except (ValueError, ImportError) as err:
         msg.fail(str(err), exits=1)
+    added = [s.name for s in chosen if names and s.name not in names]
+    if added:
+        msg.info(f"Also running {', '.join(added)}: needed by the systems asked for")
     failed = []
     for system in chosen:
         metrics_path = metrics_root / f"{system.name}.json"
@@ -204,7 +209,12 @@ def compare_report_cli(
 ) -> None:
     """Write results/compare.md and .json and the PNG plots from the scores."""
     from .compare.report import write_report
+    from .compare.runner import check_extras
 
+    try:
+        check_extras([], report=True)
+    except ImportError as err:
+        msg.fail(str(err), exits=1)
     if readme is not None and not readme.exists():
         msg.warn(f"No {readme} here: its compare table is not updated")
         readme = None

@@ -8,6 +8,11 @@
   labels=[all tags but "O"])` computes). A token-level score: not comparable to
   the entity-level F1.
 - POS accuracy of `token.tag_`, and words per second of `nlp.pipe`.
+- The same entity P/R/F1 and POS accuracy on raw text (`raw_*`): the pipeline
+  reads each doc's text with its own tokenizer, as a user's text is read, and
+  spaCy's `Example` aligns its tokens to the gold ones by character offsets
+  (spaCy's scorer: a predicted entity counts when it covers exactly the gold
+  tokens; POS over the tokens that align one to one).
 """
 import json
 import time
@@ -66,7 +71,29 @@ def evaluate(nlp: Language, docs: List[Doc], batch_size: int = 64) -> Dict:
     inputs = [unannotated_copy(doc) for doc in docs]
     start = time.perf_counter()
     predicted = list(nlp.pipe(inputs, batch_size=batch_size))
-    return score_docs(docs, predicted, seconds=time.perf_counter() - start)
+    scores = score_docs(docs, predicted, seconds=time.perf_counter() - start)
+    scores.update(score_raw_text(nlp, docs, batch_size=batch_size))
+    return scores
+
+
+def score_raw_text(nlp: Language, docs: List[Doc], batch_size: int = 64) -> Dict:
+    """Run `nlp` on the gold docs' texts (its own tokenization) and score the
+    entities and POS tags through spaCy's alignment.
+
+    RETURNS (Dict): `raw_ents_p`, `raw_ents_r`, `raw_ents_f`, `raw_tag_acc`, and
+        `raw_token_mismatch`: the share of gold tokens without a one-to-one
+        predicted token.
+    """
+    predicted = list(nlp.pipe((doc.text for doc in docs), batch_size=batch_size))
+    examples = [Example(pred, ref) for pred, ref in zip(predicted, docs)]
+    ner = get_ner_prf(examples)
+    scores = {"raw_ents_p": ner["ents_p"], "raw_ents_r": ner["ents_r"], "raw_ents_f": ner["ents_f"], "raw_tag_acc": None}
+    if any(d.has_annotation("TAG") for d in docs) and any(d.has_annotation("TAG") for d in predicted):
+        scores["raw_tag_acc"] = Scorer.score_token_attr(examples, "tag")["tag_acc"]
+    one_to_one = sum(int((eg.alignment.y2x.lengths == 1).sum()) for eg in examples)
+    n_gold = sum(len(doc) for doc in docs)
+    scores["raw_token_mismatch"] = 1 - one_to_one / n_gold if n_gold else 0.0
+    return scores
 
 
 def score_docs(gold: List[Doc], predicted: List[Doc], seconds: Optional[float] = None) -> Dict:
@@ -148,6 +175,8 @@ def markdown_report(scores: Dict, title: str) -> str:
         f"| entity P / R / F1 (strict, seqeval = spaCy scorer) | {pct(scores['ents_p'])} / {pct(scores['ents_r'])} / **{pct(scores['ents_f'])}** |",
         f"| token-level flat F1 (paper's metric, weighted, without `O`) | {pct(scores['token_flat_f1'])} |",
         f"| POS accuracy (`token.tag_`) | {pct(scores['tag_acc'])} |",
+        f"| raw text, own tokenizer: entity P / R / F1 | {pct(scores.get('raw_ents_p'))} / {pct(scores.get('raw_ents_r'))} / **{pct(scores.get('raw_ents_f'))}** |",
+        f"| raw text: POS accuracy (aligned tokens); gold tokens not one to one | {pct(scores.get('raw_tag_acc'))}; {pct(scores.get('raw_token_mismatch'))} % |",
         f"| speed | {scores['words_per_second'] or 0:,.0f} words/s ({scores['words']:,} words in {scores['seconds']:.1f} s) |",
         "",
         "| entity type | P | R | F1 | support |",

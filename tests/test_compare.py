@@ -190,3 +190,29 @@ def test_update_readme_fills_only_the_block(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="compare-table"):
         update_readme(readme, "# T\n| a |\n")
+
+
+def test_ablation_rows_change_one_thing_each(tiny_bert, tmp_path):
+    from spacy.util import load_model_from_config
+
+    from spacy_posattn.compare.systems import ABLATION
+
+    names = [s.name for s in get_systems([s.name for s in ABLATION])]
+    assert names == ["frozen_baseline", "frozen_case_pos", "frozen_layer_mix"]
+    assert not set(names) & {s.name for s in get_systems([])}  # not in a plain `compare` run
+    archs = {}
+    for system in ABLATION:
+        config = training_config(system, system.budgets["quick"], tmp_path, tmp_path / "log.jsonl", tiny_bert)
+        nlp = load_model_from_config(config, auto_fill=True, validate=True)
+        comp = nlp.config["components"]
+        archs[system.name] = (
+            comp["tagger"]["model"]["@architectures"],
+            comp["tagger"]["model"]["tok2vec"]["@architectures"],
+            comp["posattn_ner"]["model"]["tok2vec"]["@architectures"],
+            comp["transformer"]["model"]["transformer_config"].get("output_hidden_states", False),
+        )
+        assert config["training"]["optimizer"]["learn_rate"]["initial_rate"] == 1e-3
+    stock, mix = "spacy-transformers.TransformerListener.v1", "spacy-posattn.ScalarMixListener.v1"
+    assert archs["frozen_baseline"] == ("spacy.Tagger.v2", stock, stock, False)
+    assert archs["frozen_case_pos"] == ("spacy-posattn.PositionalAttentionTagger.v2", stock, stock, False)
+    assert archs["frozen_layer_mix"] == ("spacy-posattn.PositionalAttentionTagger.v2", mix, mix, True)

@@ -36,12 +36,13 @@ def f1_against_time(rows: List[Dict], logs: Dict[str, List[Dict]], path: Path) -
 
 def loss_curves(rows: List[Dict], logs: Dict[str, List[Dict]], path: Path) -> Optional[Path]:
     """Entity loss per token: per epoch, train and dev, for the frozen-encoder
-    runs (the paper's Fig. 2); and train loss along the fine-tuning runs."""
+    runs (the paper's Fig. 2); train loss along the fine-tuning runs, with
+    posattn_ner's cross-entropy and spaCy ner's own loss in separate panels."""
     cached = [r for r in rows if r.get("kind") == "cached" and logs.get(r["system"])]
     tuned = [r for r in rows if r.get("kind") == "spacy" and logs.get(r["system"])]
     if not cached and not tuned:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.5))
     for row in cached:
         log = logs[row["system"]]
         epochs = [line["epoch"] for line in log]
@@ -49,24 +50,29 @@ def loss_curves(rows: List[Dict], logs: Dict[str, List[Dict]], path: Path) -> Op
             values = [sum(v for k, v in line[key].items() if k != "tagger") for line in log]
             left.plot(epochs, values, style, marker="o", label=f"{row['system']} {key.split('_')[0]}")
     left.set_xlabel("epoch")
-    left.set_ylabel("entity loss per token")
+    left.set_ylabel("posattn_ner cross-entropy per token")
     left.set_title("Frozen encoder, cached features")
-    for row in tuned:
-        log = logs[row["system"]]
-        xs, ys, last_words = [], [], 0
-        for line in log:
-            words = line.get("words") or 0
-            ner_loss = sum(v for k, v in line.get("losses", {}).items() if k in ("posattn_ner", "ner"))
-            if words > last_words and line["step"] > 0:
-                xs.append(line["step"])
-                ys.append(ner_loss / (words - last_words))
-            last_words = words
-        right.plot(xs, ys, marker=".", label=row["system"])
-    right.set_xlabel("step")
-    right.set_ylabel("train entity loss per word since last evaluation")
-    right.set_yscale("log")
-    right.set_title("Trained with spacy train (each system's own loss)")
-    for ax in (left, right):
+    # posattn_ner's loss is a cross-entropy; spaCy's transition ner has a loss of
+    # its own (not a cross-entropy): they get separate panels, never one axis.
+    for ax, component in ((middle, "posattn_ner"), (right, "ner")):
+        for row in tuned:
+            xs, ys, last_words = [], [], 0
+            for line in logs[row["system"]]:
+                words = line.get("words") or 0
+                loss = line.get("losses", {}).get(component)
+                if loss is not None and words > last_words and line["step"] > 0:
+                    xs.append(line["step"])
+                    ys.append(loss / (words - last_words))
+                last_words = words
+            if xs:
+                ax.plot(xs, ys, marker=".", label=row["system"])
+        ax.set_xlabel("step")
+        ax.set_yscale("log")
+    middle.set_ylabel("train cross-entropy per word since last evaluation")
+    middle.set_title("posattn_ner, fine-tuned (spacy train)")
+    right.set_ylabel("train loss per word since last evaluation")
+    right.set_title("spaCy's ner (its own transition loss, not cross-entropy)")
+    for ax in (left, middle, right):
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)

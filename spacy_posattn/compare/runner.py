@@ -54,15 +54,31 @@ def training_config(system: System, budget: Dict[str, int], corpus: Path, log_pa
 
 def fingerprint(system: System, budget_name: str, encoder: str, metrics_root: Path) -> str:
     """RETURNS (str): A hash of what a system's scores depend on: its definition,
-    budget, encoder, config file, and the scores of the systems it needs (the
-    CRF's tagger). `compare` retrains a system whose stored fingerprint differs."""
-    parts = [dataclasses.asdict(system), budget_name, encoder]
+    budget, encoder, config file, this package's code, and the scores of the
+    systems it needs (the CRF's tagger). `compare` retrains a system whose stored fingerprint differs."""
+    package = Path(__file__).resolve().parent.parent
+    code = hashlib.sha1(b"".join(p.read_bytes() for p in sorted(package.rglob("*.py")))).hexdigest()
+    parts = [dataclasses.asdict(system), budget_name, encoder, code]
     if system.config:
         parts.append(Path(system.config).read_text(encoding="utf8"))
     for need in system.needs:
         needed = metrics_root / f"{need}.json"
         parts.append(json.loads(needed.read_text(encoding="utf8")).get("fingerprint") if needed.exists() else None)
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode("utf8")).hexdigest()[:16]
+
+
+def check_extras(systems: List[System], report: bool = False) -> None:
+    """Raise ImportError with the pip command when the `compare` extra that the
+    chosen systems (the CRF) or the report (plots) need is missing."""
+    import importlib.util
+
+    needed = (["sklearn_crfsuite"] if any(s.kind == "crf" for s in systems) else []) + (["matplotlib"] if report else [])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(
+            f"{', '.join(missing)} not installed: the comparison needs the 'compare' extra. "
+            "Run: pip install 'spacy-posattn[compare]' (or, in a clone: pip install -e '.[compare]')"
+        )
 
 
 def run_command(args: List[str], log_file: Path) -> float:

@@ -103,11 +103,49 @@ SYSTEMS: List[System] = [
 ]
 
 
+STOCK_LISTENER = {
+    "@architectures": "spacy-transformers.TransformerListener.v1",
+    "grad_factor": 1.0,
+    "upstream": "*",
+    "pooling": {"@layers": "reduce_mean.v1"},
+}
+LAST_LAYER_ONLY = {
+    "components.transformer.model.transformer_config": {},
+    "components.tagger.model.tok2vec": STOCK_LISTENER,
+    "components.posattn_ner.model.tok2vec": STOCK_LISTENER,
+}
+HEAD_RATE = {"training.optimizer.learn_rate.initial_rate": 1e-3}
+# Issue 8's ablation on the frozen encoder (stage 1 of the default training):
+# each row adds one change, at the same budget of cached-feature epochs.
+ABLATION: List[System] = [
+    System(
+        "frozen_baseline", "frozen MiniLM: last layer, spaCy's tagger without case (the 0.1.0 default)", "cached", OURS,
+        overrides={**LAST_LAYER_ONLY, **HEAD_RATE, "components.tagger.model": {
+            "@architectures": "spacy.Tagger.v2", "nO": None, "normalize": False, "tok2vec": STOCK_LISTENER}},
+        budgets=_epochs(1, 3, 0, 0),
+    ),
+    System(
+        "frozen_case_pos", "+ case-aware POS (tagger with lexical features)", "cached", OURS,
+        overrides={**LAST_LAYER_ONLY, **HEAD_RATE}, budgets=_epochs(1, 3, 0, 0),
+    ),
+    System(
+        "frozen_layer_mix", "+ scalar mix of all hidden layers (the default's stage 1)", "cached", OURS,
+        overrides=dict(HEAD_RATE), budgets=_epochs(1, 3, 0, 0),
+    ),
+]
+
+
 def get_systems(names: List[str]) -> List[System]:
     """RETURNS (List[System]): The named systems (all if `names` is empty), in
-    table order. Raises ValueError for an unknown name."""
-    known = {s.name: s for s in SYSTEMS}
+    table order, with the systems they need; the ablation rows only when named.
+    Raises ValueError for an unknown name."""
+    known = {s.name: s for s in SYSTEMS + ABLATION}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"Unknown system(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    return [s for s in SYSTEMS if not names or s.name in names]
+    if not names:
+        return list(SYSTEMS)
+    chosen = set(names)
+    for name in names:  # what a system needs is trained first (the CRF's tagger)
+        chosen.update(known[name].needs)
+    return [s for s in SYSTEMS + ABLATION if s.name in chosen]
