@@ -204,7 +204,7 @@ def compare_cli(
 def compare_report_cli(
     metrics_root: Path = typer.Option(Path("metrics/compare"), "--metrics", help="Scores written by `compare`"),
     output_dir: Path = typer.Option(Path("results"), "--output", "-o", help="Where compare.md/.json and the plots go"),
-    reference: Path = typer.Option(Path("results/posattn_minilm_cpu.json"), "--reference", help="Full-budget scores of the default pipeline, added as a row if present"),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="Scores of another run written by `spacy_posattn evaluate` with its train_seconds, added as a row (none by default)"),
     readme: Optional[Path] = typer.Option(None, "--readme", help="Also fill this README's compare-table block"),
 ) -> None:
     """Write results/compare.md and .json and the PNG plots from the scores."""

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import numpy
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 from spacy.language import Language
@@ -73,7 +74,53 @@ def evaluate(nlp: Language, docs: List[Doc], batch_size: int = 64) -> Dict:
     predicted = list(nlp.pipe(inputs, batch_size=batch_size))
     scores = score_docs(docs, predicted, seconds=time.perf_counter() - start)
     scores.update(score_raw_text(nlp, docs, batch_size=batch_size))
+    scores["calibration"] = confidence_calibration(docs, predicted)
     return scores
+
+
+CALIBRATION_THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95)
+
+
+def confidence_calibration(gold: List[Doc], predicted: List[Doc], n_bins: int = 10, key: str = "ents") -> Optional[Dict]:
+    """How well the per-entity confidences (`doc.spans[key].attrs["scores"]`)
+    predict that an entity is correct (same tokens and label as a gold one).
+
+    RETURNS (Optional[Dict]): `ece` (expected calibration error over `n_bins`
+        equal-width bins), `bins` (count, mean confidence, accuracy per bin) and
+        `thresholds`: precision and recall when only entities scored at least t
+        are kept. None when the pipeline gives no confidences.
+    """
+    confidences, correct = [], []
+    n_gold = 0
+    for g_doc, p_doc in zip(gold, predicted):
+        gold_ents = {(e.start, e.end, e.label_) for e in g_doc.ents}
+        n_gold += len(gold_ents)
+        group = p_doc.spans.get(key)
+        if group is None or "scores" not in group.attrs:
+            continue
+        for span, score in zip(group, group.attrs["scores"]):
+            confidences.append(float(score))
+            correct.append((span.start, span.end, span.label_) in gold_ents)
+    if not confidences:
+        return None
+    conf, hit = numpy.asarray(confidences), numpy.asarray(correct, dtype=float)
+    edges = numpy.linspace(0.0, 1.0, n_bins + 1)
+    which = numpy.clip(numpy.digitize(conf, edges[1:-1]), 0, n_bins - 1)
+    bins, ece = [], 0.0
+    for b in range(n_bins):
+        mask = which == b
+        if mask.any():
+            ece += mask.mean() * abs(conf[mask].mean() - hit[mask].mean())
+            bins.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
+                         "confidence": float(conf[mask].mean()), "accuracy": float(hit[mask].mean())})
+    thresholds = []
+    for t in CALIBRATION_THRESHOLDS:
+        kept = conf >= t
+        tp = float(hit[kept].sum())
+        thresholds.append({"threshold": t, "kept": int(kept.sum()),
+                           "precision": tp / kept.sum() if kept.any() else None,
+                           "recall": tp / n_gold if n_gold else None})
+    return {"ece": float(ece), "entities": len(conf), "bins": bins, "thresholds": thresholds}
 
 
 def score_raw_text(nlp: Language, docs: List[Doc], batch_size: int = 64) -> Dict:
@@ -184,6 +231,21 @@ def markdown_report(scores: Dict, title: str) -> str:
     ]
     for label, s in sorted(scores["ents_per_type"].items(), key=lambda kv: -kv[1]["support"]):
         lines.append(f"| {label} | {pct(s['p'])} | {pct(s['r'])} | {pct(s['f'])} | {s['support']} |")
+    calibration = scores.get("calibration")
+    if calibration:
+        lines += [
+            "",
+            f"Confidence calibration (`doc.spans[\"ents\"].attrs[\"scores\"]` against \"the entity is correct\", "
+            f"{calibration['entities']:,} predicted entities): expected calibration error **{calibration['ece']:.3f}**.",
+            "",
+            "| keep entities with confidence ≥ | kept | precision | recall |",
+            "|---|---|---|---|",
+        ]
+        for t in calibration["thresholds"]:
+            lines.append(f"| {t['threshold']} | {t['kept']:,} | {pct(t['precision'])} | {pct(t['recall'])} |")
+        lines += ["", "| confidence bin | entities | mean confidence | share correct |", "|---|---|---|---|"]
+        for b in calibration["bins"]:
+            lines.append(f"| {b['low']:.1f}–{b['high']:.1f} | {b['count']:,} | {b['confidence']:.3f} | {b['accuracy']:.3f} |")
     for key in ("machine", "model", "data"):
         if key in scores:
             lines.append(f"\n{key}: {scores[key]}")
@@ -196,4 +258,33 @@ def write_reports(scores: Dict, json_path: Path, title: str) -> Path:
     json_path.write_text(json.dumps(scores, indent=2), encoding="utf8")
     md_path = json_path.with_suffix(".md")
     md_path.write_text(markdown_report(scores, title), encoding="utf8")
+    if scores.get("calibration"):
+        reliability_plot(scores["calibration"], json_path.with_suffix(".reliability.png"), title)
     return md_path
+
+
+def reliability_plot(calibration: Dict, path: Path, title: str) -> Optional[Path]:
+    """Share of correct entities against mean confidence per bin; needs
+    matplotlib (the `compare` extra), else nothing is drawn."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    bins = calibration["bins"]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="perfect calibration")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label="predicted entities")
+    for b in bins:
+        ax.annotate(f"{b['count']:,}", (b["confidence"], b["accuracy"]), fontsize=6, textcoords="offset points", xytext=(3, -9))
+    ax.set_xlabel("mean confidence in bin")
+    ax.set_ylabel("share of entities that are correct")
+    ax.set_title(f"{title}\nECE {calibration['ece']:.3f}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -52,3 +52,26 @@ def test_raw_text_scores_align_the_pipelines_own_tokens():
     # Raw text: "year" is a token of its own and a false positive that covers part of a gold token.
     assert scores["raw_ents_r"] == 1.0 and scores["raw_ents_p"] == pytest.approx(2 / 3)
     assert scores["raw_token_mismatch"] == pytest.approx(1 / 6)
+
+
+def test_confidence_calibration_by_hand(tmp_path):
+    from spacy.tokens import SpanGroup
+
+    from spacy_posattn.evaluate import confidence_calibration, markdown_report, write_reports
+
+    vocab = Vocab()
+    gold = Doc(vocab, words=["Bob", "met", "Ann", "in", "Rome", "."], ents=["B-per", "O", "B-per", "O", "B-geo", "O"])
+    pred = Doc(vocab, words=["Bob", "met", "Ann", "in", "Rome", "."], ents=["B-per", "O", "B-geo", "O", "B-geo", "O"])
+    pred.spans["ents"] = SpanGroup(pred, name="ents", spans=list(pred.ents), attrs={"scores": [0.95, 0.65, 0.55]})
+    cal = confidence_calibration([gold], [pred])
+    # Bins: 0.9-1.0 holds Bob (correct, 0.95); 0.6-0.7 Ann as geo (wrong, 0.65); 0.5-0.6 Rome (correct, 0.55).
+    assert cal["ece"] == pytest.approx((0.05 + 0.65 + 0.45) / 3)
+    by_t = {t["threshold"]: t for t in cal["thresholds"]}
+    assert by_t[0.5]["precision"] == pytest.approx(2 / 3) and by_t[0.5]["recall"] == pytest.approx(2 / 3)
+    assert by_t[0.9]["kept"] == 1 and by_t[0.9]["precision"] == 1.0 and by_t[0.9]["recall"] == pytest.approx(1 / 3)
+    assert confidence_calibration([gold], [gold]) is None  # no confidences
+    scores = {"ents_p": 0.5, "ents_r": 0.5, "ents_f": 0.5, "token_flat_f1": 0.5, "tag_acc": None,
+              "words_per_second": 1.0, "words": 6, "seconds": 6.0, "ents_per_type": {}, "calibration": cal}
+    assert "expected calibration error **0.383**" in markdown_report(scores, "t")
+    write_reports(scores, tmp_path / "s.json", "t")
+    assert (tmp_path / "s.reliability.png").read_bytes()[:4] == b"\x89PNG"
