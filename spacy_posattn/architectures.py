@@ -8,6 +8,7 @@ from spacy_transformers.architectures import create_TransformerModel_v3
 from thinc.api import Dropout, Linear, Model, Softmax_v2, chain, concatenate, with_array
 from thinc.types import Floats2d
 
+from .forking import one_torch_thread_after_fork
 from .layers import positional_attention_encoder, set_encoder_lr_scale
 from .layers.scalar_mix import build_scalar_mix_listener_v1, convert_transformer_outputs  # noqa: F401
 
@@ -182,6 +183,7 @@ def build_transformer_model_v1(
         hidden layer, for `spacy-posattn.ScalarMixListener.v1`.
     RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer model.
     """
+    one_torch_thread_after_fork()  # nlp.pipe(n_process > 1) would hang otherwise
     model = create_TransformerModel_v3(
         name=resolve_encoder(name),
         get_spans=get_spans,

@@ -42,6 +42,10 @@ def test_project_all_tiny(tiny_bert, tmp_path):
     shutil.copy(ROOT / "project.yml", project)
     shutil.copytree(ROOT / "configs", project / "configs")
     shutil.copytree(ROOT / "scripts", project / "scripts")
+    # `package` builds spacy-posattn's wheel from the project folder: give it the package's files.
+    for name in ("setup.cfg", "setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, project)
+    shutil.copytree(ROOT / "spacy_posattn", project / "spacy_posattn", ignore=shutil.ignore_patterns("__pycache__"))
     source = write_tiny_gmb(tmp_path / "tiny_gmb.zip")
     overrides = [
         f"--vars.gmb_source={source}",
@@ -64,6 +68,10 @@ def test_project_all_tiny(tiny_bert, tmp_path):
 
     # The packaged wheel declares spacy-posattn and loads offline, like the trained folder.
     wheel = next((project / "packages").glob("*/dist/en_gmb_posattn_tiny-0.1.0-py3-none-any.whl"))
+    # spacy-posattn's own wheel is built beside it, for installing both where this repo isn't.
+    plugin = next((project / "packages" / "dist").glob("spacy_posattn-0.1.0-*.whl"))
+    with zipfile.ZipFile(plugin) as zf:
+        assert "spacy_posattn/layers/scalar_mix.py" in zf.namelist()
     with zipfile.ZipFile(wheel) as zf:
         meta = next(n for n in zf.namelist() if n.endswith("METADATA"))
         assert "Requires-Dist: spacy-posattn" in zf.read(meta).decode()
