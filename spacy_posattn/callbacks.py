@@ -40,7 +40,7 @@ def create_log_step_time_v1(every: int = 50) -> Callable[[Language, Dict], None]
 
 
 @registry.callbacks("spacy-posattn.malloc_mmap_threshold.v1")
-def create_malloc_mmap_threshold_v1(threshold: int = 65536) -> Callable[[Language], Language]:
+def create_malloc_mmap_threshold_v1(threshold: int = 4194304) -> Callable[[Language], Language]:
     """Serve allocations of `threshold` bytes or more with mmap (glibc's
     `mallopt(M_MMAP_THRESHOLD)`, as the MALLOC_MMAP_THRESHOLD_ variable does), so
     that freed tensors go back to the OS. Without it the heap fragments and a
