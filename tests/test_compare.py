@@ -216,3 +216,16 @@ def test_ablation_rows_change_one_thing_each(tiny_bert, tmp_path):
     assert archs["frozen_baseline"] == ("spacy.Tagger.v2", stock, stock, False)
     assert archs["frozen_case_pos"] == ("spacy-posattn.PositionalAttentionTagger.v2", stock, stock, False)
     assert archs["frozen_layer_mix"] == ("spacy-posattn.PositionalAttentionTagger.v2", mix, mix, True)
+
+
+def test_crf_brings_its_tagger_and_missing_extras_fail_up_front(monkeypatch):
+    import importlib.util
+
+    from spacy_posattn.compare.runner import check_extras
+
+    assert [s.name for s in get_systems(["posattn", "crf"])] == ["spacy_cnn", "crf", "posattn"]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn_crfsuite" else real(name, *a))
+    with pytest.raises(ImportError, match=r"pip install 'spacy-posattn\[compare\]'"):
+        check_extras(get_systems(["crf"]))
+    check_extras(get_systems(["posattn"]))  # no CRF: nothing missing
