@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from .runner import read_log
-from .systems import SYSTEMS
+from .systems import ABLATION, SYSTEMS
 
 TYPES = ["geo", "tim", "org", "gpe", "per", "art", "eve", "nat"]
 FINE_TUNED, FROZEN = "posattn", "posattn_frozen"
@@ -14,7 +14,7 @@ def load_rows(metrics_root: Path, reference: Optional[Path]) -> List[Dict]:
     """RETURNS (List[Dict]): One row per scored system, in table order; the
     full-budget default pipeline (`reference`) last, if given and present."""
     rows = []
-    for system in SYSTEMS:
+    for system in SYSTEMS + ABLATION:
         path = metrics_root / f"{system.name}.json"
         if path.exists():
             row = json.loads(path.read_text(encoding="utf8"))
