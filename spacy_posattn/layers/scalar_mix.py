@@ -64,7 +64,6 @@ def _hidden_layers_forward(model: Model, trf_datas: List[TransformerData], is_tr
         output = trf_data.model_output
         states = output.get("hidden_states")
         if states:
-            last = output["last_hidden_state"]
             side_by_side = model.ops.xp.concatenate(list(states), axis=-1)
             stacked.append(TransformerData(trf_data.wordpieces, ModelOutput(last_hidden_state=side_by_side), trf_data.align))
             n_layers.append(len(states))
