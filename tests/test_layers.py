@@ -143,3 +143,51 @@ def test_bad_config_values_fail_clearly(key, value):
     with pytest.raises(ConfigValidationError) as err:
         load_model_from_config(config, auto_fill=True, validate=True)
     assert key in str(err.value)
+
+
+@pytest.mark.parametrize("window", [3, 8])
+def test_packed_batch_equals_padded_batch(window):
+    """The layer packs a batch's docs into one row (no padding between docs);
+    it gives the outputs and gradients of the padded layout, one doc per row,
+    that 0.1.0 used, on the same weights: lengths around the window size."""
+    import torch
+
+    layer = make_layer(window=window, max_distance=window)
+    lengths = [window - 1, window, window + 1, 1, 2 * window + 1, 0, 5 * window]
+    Xs = [rand(n, i) for i, n in enumerate(lengths)]
+    packed = layer.predict(Xs)
+
+    module = layer.layers[0].shims[0]._model
+    L = max(lengths)
+    padded = torch.zeros(len(lengths), L, WIDTH)
+    segments = torch.full((len(lengths), L), -1)
+    for i, X in enumerate(Xs):
+        padded[i, : len(X)] = torch.from_numpy(X)
+        segments[i, : len(X)] = 0
+    padded.requires_grad_(True)
+    with torch.enable_grad():
+        Y = module(padded, segments)
+        dY = [rand(n, 20 + i) for i, n in enumerate(lengths)]
+        dY_padded = torch.zeros_like(Y)
+        for i, d in enumerate(dY):
+            dY_padded[i, : len(d)] = torch.from_numpy(d)
+        Y.backward(dY_padded)
+    for i, n in enumerate(lengths):
+        assert_allclose(packed[i], Y[i, :n].detach().numpy(), rtol=1e-4, atol=1e-5)
+
+    _, backprop = layer.begin_update(Xs)
+    dXs = backprop(dY)
+    for i, n in enumerate(lengths):
+        assert_allclose(dXs[i], padded.grad[i, :n].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_packed_docs_do_not_see_each_other():
+    """Docs packed side by side: changing one doc leaves its neighbours' outputs unchanged."""
+    layer = make_layer(window=4)
+    Xs = [rand(6, 1), rand(3, 2), rand(9, 3)]
+    before = layer.predict(Xs)
+    changed = [Xs[0], rand(3, 99) * 5, Xs[2]]
+    after = layer.predict(changed)
+    assert_allclose(before[0], after[0], atol=1e-6)
+    assert_allclose(before[2], after[2], atol=1e-6)
+    assert not numpy.allclose(before[1], after[1], atol=1e-3)

@@ -1,11 +1,16 @@
 """Local self-attention with a learned relative-position bias, as a thinc layer.
 
-The PyTorch module works on a padded batch `(batch, length, width)`. Each token
-attends to the real tokens of its own document that lie at most `window`
-positions away, and every attention score gets a learned bias per head and per
-relative distance, clipped to `[-max_distance, max_distance]`. Keys are
-gathered block-wise (a block of `window` queries sees its own block and the two
-neighbouring ones), so time and memory grow linearly with document length.
+The PyTorch module works on rows of tokens `(rows, length, width)` with a
+segment id per token (-1 on padding). Each token attends to the tokens of its
+own segment (document) that lie at most `window` positions away, and every
+attention score gets a learned bias per head and per relative distance, clipped
+to `[-max_distance, max_distance]`. Keys are gathered block-wise (a block of
+`window` queries sees its own block and the two neighbouring ones), so time and
+memory grow linearly with length.
+
+The thinc layer packs a batch's documents end to end into one row, so the only
+padding is what rounds the batch's total length up to a multiple of `window`:
+a batch of short sentences costs no more per token than one long document.
 """
 import math
 from typing import List, Tuple
@@ -39,25 +44,30 @@ class PositionalSelfAttention(nn.Module):
         self.register_buffer("rel_index", rel.clamp(-max_distance, max_distance) + max_distance, persistent=False)
         self.register_buffer("too_far", rel.abs() > w, persistent=False)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, L, W) with L a multiple of window; mask (B, L) True on real tokens."""
+    def forward(self, x: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+        """x (B, L, W) with L a multiple of window; segments (B, L): the
+        document id of each token, -1 on padding."""
         B, L, W = x.shape
         w, H = self.window, self.heads
         n = L // w
         q, k, v = self.qkv(x).view(B, n, w, 3, H, W // H).unbind(dim=3)
-        k, v, key_mask = (_neighbour_blocks(t) for t in (k, v, mask.view(B, n, w)))
+        k, v = (_neighbour_blocks(t) for t in (k, v))
+        query_seg = segments.view(B, n, w)
+        key_seg = _neighbour_blocks(query_seg, fill=-1)
         scores = torch.einsum("bnqhd,bnkhd->bnhqk", q, k) / math.sqrt(W // H)
         scores = scores + self.rel_bias(self.rel_index).permute(2, 0, 1).to(scores.dtype)
-        blocked = self.too_far | ~key_mask[:, :, None, None, :]
+        # A query sees the keys of its own document within the window.
+        other_doc = (key_seg[:, :, None, :] != query_seg[..., None]) | (key_seg[:, :, None, :] < 0)
+        blocked = self.too_far | other_doc[:, :, None]
         scores = scores.masked_fill(blocked, torch.finfo(scores.dtype).min)
         attn = self.dropout(scores.softmax(dim=-1))
         y = torch.einsum("bnhqk,bnkhd->bnqhd", attn, v).reshape(B, L, W)
         return self.out(y)
 
 
-def _neighbour_blocks(t: torch.Tensor) -> torch.Tensor:
+def _neighbour_blocks(t: torch.Tensor, fill: int = 0) -> torch.Tensor:
     """(B, n, w, ...) -> (B, n, 3w, ...): each block with its left and right neighbour."""
-    pad = torch.zeros_like(t[:, :1])
+    pad = torch.full_like(t[:, :1], fill)
     padded = torch.cat([pad, t, pad], dim=1)
     return torch.cat([padded[:, :-2], padded[:, 1:-1], padded[:, 2:]], dim=2)
 
@@ -75,8 +85,8 @@ class PositionalAttentionBlock(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x), mask))
+    def forward(self, x: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), segments))
         return x + self.dropout(self.ff(self.ff_norm(x)))
 
 
@@ -91,16 +101,18 @@ class PositionalAttentionEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+        """x (B, L, W); segments (B, L): the document id of each token, -1 on
+        padding. Tokens attend only within their own document."""
         L = x.shape[1]
         extra = -L % self.window
         if extra:
             x = nn.functional.pad(x, (0, 0, 0, extra))
-            mask = nn.functional.pad(mask, (0, extra), value=False)
+            segments = nn.functional.pad(segments, (0, extra), value=-1)
         for block in self.blocks:
-            x = block(x, mask)
+            x = block(x, segments)
         # Zero the padding so it can never reach anything downstream.
-        return (self.norm(x) * mask[..., None])[:, :L]
+        return (self.norm(x) * (segments >= 0)[..., None].to(x.dtype))[:, :L]
 
 
 def positional_attention_encoder(
@@ -132,8 +144,8 @@ def positional_attention_encoder(
     module = PositionalAttentionEncoder(width, depth, heads, window, max_distance, dropout)
     wrapped = PyTorchWrapper_v2(
         module,
-        convert_inputs=_pad_docs,
-        convert_outputs=_unpad_docs,
+        convert_inputs=_pack_docs,
+        convert_outputs=_unpack_docs,
         mixed_precision=mixed_precision,
         grad_scaler=PyTorchGradScaler(enabled=mixed_precision),
     )
@@ -155,28 +167,30 @@ def _skip_empty_forward(model: Model, Xs: List[Floats2d], is_train: bool):
     return model.layers[0](Xs, is_train)
 
 
-def _pad_docs(model: Model, Xs: List[Floats2d], is_train: bool) -> Tuple[ArgsKwargs, object]:
+def _pack_docs(model: Model, Xs: List[Floats2d], is_train: bool) -> Tuple[ArgsKwargs, object]:
+    """Put the docs end to end in one row, with each token's doc index as its segment."""
     ops = model.ops
     lengths = [len(X) for X in Xs]
-    padded = xp2torch(ops.pad(Xs), requires_grad=is_train)
-    positions = torch.arange(padded.shape[1], device=padded.device)
-    mask = positions[None, :] < torch.tensor(lengths, device=padded.device)[:, None]
-    args = ArgsKwargs(args=(padded, mask), kwargs={})
+    packed = xp2torch(ops.flatten(Xs)[None], requires_grad=is_train)
+    segments = torch.repeat_interleave(
+        torch.arange(len(lengths), device=packed.device), torch.tensor(lengths, device=packed.device)
+    )[None]
+    args = ArgsKwargs(args=(packed, segments), kwargs={})
 
     def backprop(d_args: ArgsKwargs) -> List[Floats2d]:
-        return ops.unpad(torch2xp(d_args.args[0]), lengths)
+        return ops.unflatten(torch2xp(d_args.args[0][0]), ops.asarray1i(lengths))
 
     return args, backprop
 
 
-def _unpad_docs(model: Model, inputs_outputs, is_train: bool):
+def _unpack_docs(model: Model, inputs_outputs, is_train: bool):
     (Xs, Y_torch) = inputs_outputs
     ops = model.ops
     lengths = [len(X) for X in Xs]
-    Ys = ops.unpad(ops.asarray(torch2xp(Y_torch.float())), lengths)
+    Ys = ops.unflatten(ops.asarray(torch2xp(Y_torch[0].float())), ops.asarray1i(lengths))
 
     def backprop(dYs: List[Floats2d]) -> ArgsKwargs:
-        dY = xp2torch(ops.pad(dYs)).to(Y_torch.dtype)
+        dY = xp2torch(ops.flatten(dYs))[None].to(Y_torch.dtype)
         return ArgsKwargs(args=(Y_torch,), kwargs={"grad_tensors": dY})
 
     return Ys, backprop

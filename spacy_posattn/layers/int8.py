@@ -1,0 +1,109 @@
+"""int8 CPU inference for the encoder: PyTorch dynamic quantization at load time.
+
+Saving a quantized model through spacy-transformers is silently broken: its
+`from_bytes` rebuilds a float model, the strict load fails, and the fallback
+leaves the Linear layers random. So the stored weights stay fp32 and
+`Int8HFShim` quantizes after loading (or at the first prediction of a freshly
+initialised pipeline); `to_bytes` gives back the fp32 weights it was loaded
+with, so saving, packaging or pickling an int8 pipeline loses nothing.
+"""
+import re
+import warnings
+from typing import Callable, Dict, List, Optional
+
+import torch
+from spacy_transformers.layers.hf_shim import HFShim
+from thinc.api import Model
+from torch import nn
+
+# Which Linear layers of the encoder to quantize, by qualified module name.
+_ATTENTION = re.compile(r"attention|attn", re.IGNORECASE)
+INT8_PARTS: Dict[str, Callable[[str], bool]] = {
+    "none": lambda name: False,
+    "attention": lambda name: bool(_ATTENTION.search(name)),
+    "ffn": lambda name: not _ATTENTION.search(name),
+    "all": lambda name: True,
+}
+
+
+def int8_linear_names(module: nn.Module, parts: str) -> List[str]:
+    """RETURNS (List[str]): The qualified names of the Linear layers of
+    `module` that `parts` ("none", "attention", "ffn", "all") selects."""
+    if parts not in INT8_PARTS:
+        raise ValueError(f"int8 must be one of {', '.join(INT8_PARTS)}, got {parts!r}")
+    chosen = INT8_PARTS[parts]
+    return [name for name, sub in module.named_modules() if isinstance(sub, nn.Linear) and chosen(name)]
+
+
+def quantize_linear_layers(module: nn.Module, names: List[str]) -> nn.Module:
+    """Replace the named Linear layers of `module` by int8 dynamically
+    quantized ones, in place (the shim holds the module twice)."""
+    devices = {p.device.type for p in module.parameters()}
+    if devices - {"cpu"}:
+        raise ValueError(
+            "int8 quantization is for CPU inference, but the encoder is on "
+            f"{', '.join(sorted(devices))}: use mixed_precision = true on a GPU instead"
+        )
+    if not names:
+        return module
+    with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(module, set(names), dtype=torch.qint8, inplace=True)
+
+
+class Int8HFShim(HFShim):
+    """spacy-transformers' `HFShim` that runs the encoder with int8 Linear
+    layers (the `int8` part) and saves the fp32 weights it was loaded with."""
+
+    int8: str = "none"
+    _fp32_bytes: Optional[bytes] = None
+
+    @property
+    def quantized(self) -> bool:
+        return self._fp32_bytes is not None
+
+    def quantize(self) -> None:
+        """Quantize the encoder now, keeping its fp32 weights for `to_bytes`."""
+        if self.quantized or self._model is None:
+            return
+        names = int8_linear_names(self._model, self.int8)
+        self._fp32_bytes = super().to_bytes()
+        quantize_linear_layers(self._model, names)
+
+    def __call__(self, inputs, is_train: bool):
+        if is_train:
+            raise ValueError(
+                f"The encoder is quantized to int8 (int8 = \"{self.int8}\"), which is for "
+                "inference only: train with int8 = \"none\" and quantize the trained pipeline"
+            )
+        self.quantize()
+        return super().__call__(inputs, is_train)
+
+    def to_bytes(self):
+        return self._fp32_bytes if self.quantized else super().to_bytes()
+
+    def from_bytes(self, bytes_data):
+        self._fp32_bytes = None
+        super().from_bytes(bytes_data)
+        names = int8_linear_names(self._model, self.int8)
+        quantize_linear_layers(self._model, names)
+        self._fp32_bytes = bytes_data
+        return self
+
+
+def set_encoder_int8(transformer: Model, parts: str) -> None:
+    """Make the HF model inside a spacy-transformers `TransformerModel` run
+    its `parts` Linear layers in int8 (see `INT8_PARTS`).
+
+    transformer (Model): The `TransformerModel`.
+    parts (str): "none", "attention", "ffn" or "all".
+    """
+    if parts not in INT8_PARTS:
+        raise ValueError(f"int8 must be one of {', '.join(INT8_PARTS)}, got {parts!r}")
+    if parts == "none":
+        return
+    shims = [shim for node in transformer.walk() for shim in node.shims if isinstance(shim, HFShim)]
+    if len(shims) != 1:
+        raise ValueError(f"Expected one HFShim in the transformer model, found {len(shims)}")
+    shims[0].__class__ = Int8HFShim
+    shims[0].int8 = parts
