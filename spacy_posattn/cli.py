@@ -256,3 +256,101 @@ def compare_speed_cli(
     output.with_suffix(".json").write_text(json.dumps(speeds, indent=2), encoding="utf8")
     print(table)
     msg.good(f"Wrote {output}")
+
+
+@app.command("profile")
+def profile_cli(
+    model: str = typer.Argument(..., help="Pipeline folder or installed package"),
+    data_path: Path = typer.Argument(..., help="A .spacy file, e.g. corpus/test.spacy"),
+    output: Path = typer.Option(Path("results/profile_cpu.md"), "--output", "-o", help="Markdown report; JSON beside it"),
+    limit: int = typer.Option(200, "--limit", min=0, help="Use the first N docs (0: all)"),
+    sentences: bool = typer.Option(False, "--sentences", help="One text per sentence instead of per doc"),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1),
+    int8: str = typer.Option("", "--int8", help="Load with components.transformer.model.int8 set to this"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use, -1 for CPU"),
+) -> None:
+    """Profile `nlp.pipe` on a .spacy file's texts: seconds per component and
+    the top functions by own and cumulative time (cProfile)."""
+    import json
+
+    import spacy
+    from thinc.api import require_gpu
+
+    from .profiling import load_texts, profile_markdown, profile_pipeline
+
+    if not data_path.exists():
+        msg.fail(f"No such data file: {data_path}", exits=1)
+    if gpu_id >= 0:
+        require_gpu(gpu_id)
+    config = {"components.transformer.model.int8": int8} if int8 else {}
+    try:
+        nlp = spacy.load(model, config=config)
+        texts = load_texts(data_path, limit=limit, sentences=sentences)
+    except (OSError, ValueError) as err:
+        msg.fail(str(err), exits=1)
+    result = profile_pipeline(nlp, texts, batch_size=batch_size)
+    label = f"{model}{' (int8 ' + int8 + ')' if int8 else ''}"
+    data = f"{data_path}, first {limit or 'all'} docs{', one text per sentence' if sentences else ''}, batch {batch_size}"
+    report = profile_markdown(result, label, data, describe_machine(gpu_id))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report, encoding="utf8")
+    output.with_suffix(".json").write_text(json.dumps(result, indent=2), encoding="utf8")
+    print(report)
+    msg.good(f"Wrote {output}")
+
+
+@app.command("benchmark")
+def benchmark_cli(
+    systems: str = typer.Argument(..., help="NAME=FOLDER_OR_CONFIG[@int8:PARTS] pairs, comma-separated"),
+    data_path: Path = typer.Argument(..., help="A .spacy file, e.g. corpus/test.spacy"),
+    anchor: str = typer.Option("", "--anchor", "-a", help="The system the ratios are against (default: the last)"),
+    train_path: Optional[Path] = typer.Option(None, "--train", help="A .spacy file to initialise config systems on"),
+    output: Path = typer.Option(Path("results/benchmark_cpu.md"), "--output", "-o", help="Markdown table; JSON beside it"),
+    rounds: int = typer.Option(3, "--rounds", "-r", min=1, help="Interleaved rounds"),
+    limit: int = typer.Option(0, "--limit", min=0, help="Use the first N docs (0: all)"),
+    units: str = typer.Option("sentences,docs", "--units", help="sentences, docs or both"),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use, -1 for CPU"),
+) -> None:
+    """Words/s of several pipelines in one process, in interleaved rounds, on
+    single sentences and on whole docs, with each one's ratio to the anchor.
+    A system is a trained pipeline folder, optionally loaded with an int8 part
+    (`@int8:attention`), or a config to build and initialise (speed only)."""
+    import json
+    import sys
+
+    from thinc.api import require_gpu
+
+    from .benchmark import UNITS, benchmark_markdown, load_system, load_units, parse_system, run_benchmark
+
+    try:
+        specs = [parse_system(s.strip()) for s in systems.split(",") if s.strip()]
+        chosen_units = [u.strip() for u in units.split(",") if u.strip()]
+        if not specs:
+            raise ValueError("Give at least one system")
+        bad = [u for u in chosen_units if u not in UNITS]
+        if bad or not chosen_units:
+            raise ValueError(f"--units: use {' and/or '.join(UNITS)}, got '{units}'")
+        anchor = anchor or specs[-1][0]
+        if anchor not in {name for name, _, _ in specs}:
+            raise ValueError(f"--anchor {anchor} is not one of the systems")
+        if not data_path.exists():
+            raise ValueError(f"No such data file: {data_path}")
+        if gpu_id >= 0:
+            require_gpu(gpu_id)
+        loaded, described = {}, {}
+        for name, path, int8 in specs:
+            nlp, trained = load_system(path, int8, train_path)
+            loaded[name] = nlp
+            described[name] = f"{path}{' int8 ' + int8 if int8 else ''}{'' if trained else ' (untrained: speed only)'}"
+        all_units = load_units(data_path, limit=limit)
+    except (OSError, ValueError) as err:
+        msg.fail(str(err), exits=1)
+    results = run_benchmark(loaded, {u: all_units[u] for u in chosen_units}, rounds=rounds, batch_size=batch_size)
+    command = "python -m spacy_posattn benchmark " + " ".join(sys.argv[2:])
+    table = benchmark_markdown(results, anchor, described, describe_machine(gpu_id), command, batch_size)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(table, encoding="utf8")
+    output.with_suffix(".json").write_text(json.dumps(results, indent=2), encoding="utf8")
+    print(table)
+    msg.good(f"Wrote {output}")
