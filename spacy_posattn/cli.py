@@ -77,6 +77,7 @@ def evaluate_cli(
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use, -1 for CPU"),
     batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per nlp.pipe batch"),
     machine: str = typer.Option("", "--machine", help="Where this ran, for the report (default: CPU count or GPU name)"),
+    int8: str = typer.Option("", "--int8", help="Load with components.transformer.model.int8 set to this (attention, ffn, all)"),
 ) -> None:
     """Score entities (strict, seqeval = spaCy), the paper's token-level flat F1,
     POS accuracy and words/s, and write JSON plus a Markdown report."""
@@ -89,9 +90,9 @@ def evaluate_cli(
         msg.fail(f"No such data file: {data_path}. Run `python -m spacy_posattn convert` first.", exits=1)
     if gpu_id >= 0:
         require_gpu(gpu_id)
-    nlp = spacy.load(model)
+    nlp = spacy.load(model, config={"components.transformer.model.int8": int8} if int8 else {})
     scores = evaluate_path(nlp, data_path, batch_size=batch_size)
-    scores.update(model=str(model), data=str(data_path), machine=machine or describe_machine(gpu_id))
+    scores.update(model=str(model), data=str(data_path), machine=machine or describe_machine(gpu_id), int8=int8 or "none")
     md_path = write_reports(scores, output, title=f"{Path(model).name} on {data_path.name}")
     print(md_path.read_text(encoding="utf8"))
     msg.good(f"Wrote {output} and {md_path}")

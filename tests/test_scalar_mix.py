@@ -134,3 +134,37 @@ def test_cached_layers_mixed_equal_the_live_listener(tiny_bert, tiny_corpus, tmp
     transformer.set_annotations(docs, transformer.predict(docs))
     live = nlp.get_pipe("posattn_ner").model.get_ref("tok2vec").predict(docs)
     assert_allclose(numpy.concatenate(mixed_from_cache), numpy.concatenate(live), atol=3e-2, rtol=1e-2)
+
+
+def test_prediction_mixes_word_pieces_first_with_the_same_result(tiny_bert, monkeypatch):
+    """At prediction the listener mixes the word-piece states and pools once;
+    that equals pooling every layer and mixing (the training path), on docs
+    longer than the transformer's window, with trained (non-uniform) weights."""
+    from spacy_posattn.layers import scalar_mix as module
+
+    fix_random_seed(0)
+    nlp = make_mix_nlp(tiny_bert)
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    texts = [" ".join(eg.reference.text for eg in examples) * 3, "Alice went home ."]
+    docs = [nlp.make_doc(text) for text in texts]
+    transformer = nlp.get_pipe("transformer")
+    transformer.set_annotations(docs, transformer.predict(docs))
+    listener = nlp.get_pipe("posattn_ner").model.get_ref("tok2vec")
+    features, mix = listener.layers
+    mix(features.predict(docs), is_train=False)  # sets the mix's size
+    mix.set_param("weights", mix.ops.asarray1f(numpy.linspace(-1, 2, mix.get_dim("nL"))))
+    mix.set_param("scale", mix.ops.asarray1f([1.7]))
+    calls, original = [], module._mix_word_pieces
+
+    def counting(*args):
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(module, "_mix_word_pieces", counting)
+    fast = listener.predict(docs)
+    assert len(calls) == len(docs)
+    slow = mix.predict(features.predict(docs))
+    for a, b in zip(fast, slow):
+        assert a.shape == b.shape
+        assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -44,10 +44,43 @@ def build_scalar_mix_listener_v1(
     """
     listener = TransformerListener(upstream_name=upstream)
     layers = chain(listener, hidden_layers(pooling, grad_factor))
-    model = chain(layers, scalar_mix())
+    model = Model(
+        "scalar_mix_listener", _scalar_mix_listener_forward, layers=[layers, scalar_mix()], dims={"nI": None, "nO": None}
+    )
     model.set_ref("listener", listener)
     model.set_ref("hidden_layers", layers)
     return model
+
+
+def _scalar_mix_listener_forward(model: Model, docs: List[Doc], is_train: bool):
+    """Training: pool every layer per token, then mix (the cache stores the
+    pooled layers). Prediction: mix the word-piece states, then pool once, which
+    gives the same vectors (both steps are linear) for a seventh of the pooling."""
+    features, mix = model.layers
+    listener = model.get_ref("listener")
+    live = bool(features.layers) and features.layers[0] is listener  # not the cache's stand-in
+    if not is_train and live and mix.has_dim("nL"):
+        trf_datas = listener.predict(docs)
+        if all(t.model_output.get("hidden_states") for t in trf_datas):
+            pool = features.layers[1].layers[0]
+            return pool.predict([_mix_word_pieces(mix, t) for t in trf_datas]), lambda dYs: []
+    Xs, backprop_features = features(docs, is_train)
+    Ys, backprop_mix = mix(Xs, is_train)
+    return Ys, lambda dYs: backprop_features(backprop_mix(dYs))
+
+
+def _mix_word_pieces(mix: Model, trf_data: TransformerData) -> TransformerData:
+    """RETURNS (TransformerData): `trf_data` with the mix of its hidden states as
+    its only output."""
+    states = trf_data.model_output["hidden_states"]
+    weights = mix.ops.softmax(mix.get_param("weights"))
+    if len(states) != len(weights):
+        raise ValueError(f"scalar_mix expected {len(weights)} layers, got {len(states)}")
+    mixed = states[0] * weights[0]
+    for state, weight in zip(states[1:], weights[1:]):
+        mixed += state * weight
+    mixed *= mix.get_param("scale")[0]
+    return TransformerData(trf_data.wordpieces, ModelOutput(last_hidden_state=mixed), trf_data.align)
 
 
 def hidden_layers(pooling: Model[Ragged, Floats2d], grad_factor: float) -> Model[List[TransformerData], List[Floats3d]]:
