@@ -355,3 +355,43 @@ def benchmark_cli(
     output.with_suffix(".json").write_text(json.dumps(results, indent=2), encoding="utf8")
     print(table)
     msg.good(f"Wrote {output}")
+
+
+@app.command("calibrate")
+def calibrate_cli(
+    model: str = typer.Argument(..., help="Pipeline folder or installed package"),
+    dev_path: Path = typer.Argument(..., help="A .spacy file with gold docs, e.g. corpus/dev.spacy"),
+    output_dir: Path = typer.Argument(..., help="Where to write the calibrated copy of the pipeline"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the fit (log loss and ECE before/after) as JSON here"),
+    component: str = typer.Option("posattn_ner", "--component", "-c"),
+) -> None:
+    """Fit the temperature of the entity confidences on dev data and write a
+    copy of the pipeline with it set (`confidence_temperature`); the predicted
+    entities are unchanged."""
+    import json
+
+    import spacy
+    from spacy.tokens import DocBin
+
+    from .calibration import fit_temperature
+
+    if not dev_path.exists():
+        msg.fail(f"No such data file: {dev_path}", exits=1)
+    try:
+        nlp = spacy.load(model)
+        if component not in nlp.pipe_names:
+            raise ValueError(f"The pipeline has no component '{component}' (it has {', '.join(nlp.pipe_names)})")
+        gold = list(DocBin().from_disk(dev_path).get_docs(nlp.vocab))
+        fit = fit_temperature(nlp, gold, component=component)
+    except (OSError, ValueError) as err:
+        msg.fail(str(err), exits=1)
+    before, after = fit["before"], fit["after"]
+    msg.info(f"{fit['entities']:,} predicted entities on {dev_path}")
+    msg.info(f"temperature {before['temperature']:g}: log loss {before['log_loss']:.4f}, ECE {before['ece']:.3f}")
+    msg.info(f"temperature {after['temperature']:g}: log loss {after['log_loss']:.4f}, ECE {after['ece']:.3f}")
+    calibrated = spacy.load(model, config={f"components.{component}.confidence_temperature": fit["temperature"]})
+    calibrated.to_disk(output_dir)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps({"model": str(model), "dev": str(dev_path), **fit}, indent=2), encoding="utf8")
+    msg.good(f"Wrote {output_dir} with confidence_temperature = {fit['temperature']:g}")

@@ -81,6 +81,27 @@ def evaluate(nlp: Language, docs: List[Doc], batch_size: int = 64) -> Dict:
 CALIBRATION_THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95)
 
 
+def calibration_bins(conf: numpy.ndarray, hit: numpy.ndarray, n_bins: int = 10) -> List[Dict]:
+    """RETURNS (List[Dict]): For each non-empty equal-width bin of confidence:
+    `low`, `high`, `count`, mean `confidence` and `accuracy` (mean of `hit`)."""
+    edges = numpy.linspace(0.0, 1.0, n_bins + 1)
+    which = numpy.clip(numpy.digitize(conf, edges[1:-1]), 0, n_bins - 1)
+    bins = []
+    for b in range(n_bins):
+        mask = which == b
+        if mask.any():
+            bins.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
+                         "confidence": float(conf[mask].mean()), "accuracy": float(hit[mask].mean())})
+    return bins
+
+
+def expected_calibration_error(conf: numpy.ndarray, hit: numpy.ndarray, n_bins: int = 10) -> float:
+    """RETURNS (float): Mean |confidence - accuracy| over equal-width bins,
+    weighted by the share of items in each."""
+    bins = calibration_bins(numpy.asarray(conf), numpy.asarray(hit, dtype=float), n_bins)
+    return float(sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in bins) / max(len(conf), 1))
+
+
 def confidence_calibration(gold: List[Doc], predicted: List[Doc], n_bins: int = 10, key: str = "ents") -> Optional[Dict]:
     """How well the per-entity confidences (`doc.spans[key].attrs["scores"]`)
     predict that an entity is correct (same tokens and label as a gold one).
@@ -104,15 +125,8 @@ def confidence_calibration(gold: List[Doc], predicted: List[Doc], n_bins: int = 
     if not confidences:
         return None
     conf, hit = numpy.asarray(confidences), numpy.asarray(correct, dtype=float)
-    edges = numpy.linspace(0.0, 1.0, n_bins + 1)
-    which = numpy.clip(numpy.digitize(conf, edges[1:-1]), 0, n_bins - 1)
-    bins, ece = [], 0.0
-    for b in range(n_bins):
-        mask = which == b
-        if mask.any():
-            ece += mask.mean() * abs(conf[mask].mean() - hit[mask].mean())
-            bins.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
-                         "confidence": float(conf[mask].mean()), "accuracy": float(hit[mask].mean())})
+    bins = calibration_bins(conf, hit, n_bins)
+    ece = sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in bins) / len(conf)
     thresholds = []
     for t in CALIBRATION_THRESHOLDS:
         kept = conf >= t

@@ -80,3 +80,23 @@ def viterbi_decode(
                 path[t - 1] = backpointers[i, t, path[t]]
         paths.append(path)
     return paths
+
+
+def span_confidences(
+    log_probs: numpy.ndarray, path: numpy.ndarray, spans: Sequence, temperature: float = 1.0
+) -> List[float]:
+    """Each span's confidence: the mean probability of its decoded tags, with
+    the tag distribution of each token tempered as softmax(log p / temperature).
+
+    log_probs (ndarray): (n_tokens, n_tags) log probabilities of one doc.
+    path (ndarray): The decoded tag index of each token.
+    spans (Sequence): Objects with `start` and `end` token offsets.
+    temperature (float): 1.0 leaves the probabilities as they are.
+    RETURNS (List[float]): One confidence per span.
+    """
+    if not len(spans):
+        return []
+    scaled = log_probs / temperature
+    scaled = scaled - scaled.max(axis=1, keepdims=True)
+    chosen = numpy.exp(scaled[numpy.arange(len(path)), path]) / numpy.exp(scaled).sum(axis=1)
+    return [float(chosen[span.start : span.end].mean()) for span in spans]

@@ -11,7 +11,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, to_numpy
 from thinc.types import Floats2d
 
-from .decoding import biluo_tags, transition_constraints, viterbi_decode
+from .decoding import biluo_tags, span_confidences, transition_constraints, viterbi_decode
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -47,6 +47,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
     default_config={
         "model": DEFAULT_MODEL,
         "spans_key": "ents",
+        "confidence_temperature": 1.0,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -57,6 +58,7 @@ def make_posattn_ner(
     model: Model[List[Doc], List[Floats2d]],
     spans_key: str,
     scorer: Optional[Callable],
+    confidence_temperature: float = 1.0,
 ) -> "PosAttnEntityRecognizer":
     """Create a `posattn_ner` component.
 
@@ -65,8 +67,15 @@ def make_posattn_ner(
     spans_key (str): Key of `doc.spans` where the predicted entities are also
         stored, with their confidences in `doc.spans[spans_key].attrs["scores"]`.
     scorer (Optional[Callable]): Scoring method, `spacy.ner_scorer.v1` by default.
+    confidence_temperature (float): The tag probabilities behind the entity
+        confidences are softened (> 1) or sharpened (< 1) with this temperature;
+        the predicted entities don't change. `python -m spacy_posattn calibrate`
+        fits it on dev data.
     """
-    return PosAttnEntityRecognizer(nlp.vocab, model, name=name, spans_key=spans_key, scorer=scorer)
+    return PosAttnEntityRecognizer(
+        nlp.vocab, model, name=name, spans_key=spans_key, scorer=scorer,
+        confidence_temperature=confidence_temperature,
+    )
 
 
 class PosAttnEntityRecognizer(TrainablePipe):
@@ -84,7 +93,11 @@ class PosAttnEntityRecognizer(TrainablePipe):
         *,
         spans_key: str = "ents",
         scorer: Optional[Callable] = None,
+        confidence_temperature: float = 1.0,
     ) -> None:
+        if not confidence_temperature > 0:
+            raise ValueError(f"[posattn_ner] confidence_temperature must be > 0, got {confidence_temperature!r}")
+        self.confidence_temperature = float(confidence_temperature)
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -180,8 +193,7 @@ class PosAttnEntityRecognizer(TrainablePipe):
         log_probs = [numpy.log(numpy.clip(p, 1e-12, 1.0)) for p in probs]
         tags = self.tags
         paths = viterbi_decode(log_probs, *transition_constraints(tags))
-        for doc, path, prob in zip(docs, paths, probs):
-            chosen = prob[numpy.arange(len(path)), path]
+        for doc, path, log_prob in zip(docs, paths, log_probs):
             existing = list(doc.ents)
             taken = {i for ent in existing for i in range(ent.start, ent.end)}
             spans = [
@@ -190,7 +202,7 @@ class PosAttnEntityRecognizer(TrainablePipe):
                 if taken.isdisjoint(range(span.start, span.end))
             ]
             doc.set_ents(existing + spans, default="outside")
-            confidences = [float(chosen[span.start : span.end].mean()) for span in spans]
+            confidences = span_confidences(log_prob, path, spans, self.confidence_temperature)
             doc.spans[self.cfg["spans_key"]] = SpanGroup(
                 doc, name=self.cfg["spans_key"], spans=spans, attrs={"scores": confidences}
             )
