@@ -65,6 +65,11 @@ def test_project_all_tiny(tiny_bert, tmp_path):
     assert metrics["ents_f"] == pytest.approx(metrics["spacy_ents_f"])
     assert (project / "metrics" / "posattn_tiny.md").read_text().count("|") > 20
     assert "Alice" in out and "displacy" in (project / "metrics" / "demo.html").read_text().lower()
+    # `calibrate` fitted the confidences' temperature on dev; the evaluated copy carries it.
+    fit = json.loads((project / "metrics" / "posattn_tiny.calibration.json").read_text())
+    final = (project / "training" / "posattn_tiny" / "model-final" / "config.cfg").read_text()
+    assert f"confidence_temperature = {fit['temperature']}" in final
+    assert metrics["model"].endswith("model-final")
 
     # The packaged wheel declares spacy-posattn and loads offline, like the trained folder.
     wheel = next((project / "packages").glob("*/dist/en_gmb_posattn_tiny-0.1.0-py3-none-any.whl"))
