@@ -395,3 +395,39 @@ def calibrate_cli(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps({"model": str(model), "dev": str(dev_path), **fit}, indent=2), encoding="utf8")
     msg.good(f"Wrote {output_dir} with confidence_temperature = {fit['temperature']:g}")
+
+
+@app.command("annotate")
+def annotate_cli(
+    model: str = typer.Argument(..., help="Pipeline folder or installed package name"),
+    inputs: str = typer.Argument(..., help="A .jsonl, .parquet or .txt file, a folder of them, or a glob (quoted)"),
+    output_dir: Path = typer.Argument(..., help="Folder for NAME.FORMAT, NAME.rejects.jsonl, _done/ and summary.json"),
+    text_key: str = typer.Option("text", "--text-key", help="Field or column holding the text"),
+    id_key: Optional[str] = typer.Option(None, "--id-key", help="Field or column holding an id (default: FILE:LINE or FILE:ROW)"),
+    fmt: str = typer.Option("jsonl", "--format", "-f", help="Output format: jsonl or parquet"),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Texts per nlp.pipe call in each worker"),
+    workers: int = typer.Option(0, "--workers", "-w", min=0, help="Actors, each with one torch thread (0: this machine's cores)"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)"),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="GPUs per actor (e.g. 1, or 0.5 to share)"),
+    with_tokens: bool = typer.Option(False, "--with-tokens", help="Add each token's text, offset and POS tag"),
+) -> None:
+    """Annotate a large corpus with Ray Data: entities (with confidences) per
+    text, bad records to a rejects file, complete files skipped on rerun."""
+    from .annotate import AnnotateError, annotate
+
+    try:
+        summary = annotate(
+            model, inputs, output_dir, text_key=text_key, id_key=id_key, fmt=fmt, batch_size=batch_size,
+            workers=workers or None, address=address, gpus_per_worker=gpus_per_worker, with_tokens=with_tokens,
+        )
+    except AnnotateError as err:
+        msg.fail(str(err), exits=1)
+    s = summary
+    skipped = f", {len(s.skipped_files)} skipped (complete)" if s.skipped_files else ""
+    msg.good(
+        f"{s.files} file(s){skipped}: {s.read:,} records read, {s.annotated:,} annotated, {s.rejected:,} rejected; "
+        f"{s.words:,} words in {s.seconds:.1f} s ({s.words_per_second:,.0f} words/s; Ray start-up {s.ray_start_seconds:.1f} s)"
+    )
+    for reason, n in sorted(s.rejects_by_reason.items()):
+        msg.info(f"rejected: {n:,} x {reason}")
+    msg.info(f"Summary in {output_dir / 'summary.json'}")
