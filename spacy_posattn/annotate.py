@@ -276,11 +276,13 @@ def annotate(
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "_done").mkdir(exist_ok=True)
     summary = Summary(files=len(files))
-    summary.ray_start_seconds = start_ray(address, None if address else max(workers, 1))
+    # Locally, one logical CPU more than the actors take, for the light read and split tasks.
+    summary.ray_start_seconds = start_ray(address, None if address else workers + 1)
     start = time.perf_counter()  # Ray's own start-up is reported apart
     import ray.data
 
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
     pending = []
     for path in files:
         if _complete(output_dir / "_done" / f"{path.name}.json", path):
@@ -295,6 +297,8 @@ def annotate(
             split_into_blocks, batch_size=1, num_cpus=0,
             fn_kwargs={"text_key": text_key, "id_key": id_key, "rows_per_block": batch_size},
         )
+        # Blocks of one batch, so that every actor gets work from the same file.
+        ds = ds.repartition(target_num_rows_per_block=batch_size)
         ds = ds.map_batches(
             Annotator,
             fn_constructor_kwargs={"model": model, "with_tokens": with_tokens, "gpu": gpus_per_worker > 0},
@@ -396,6 +400,8 @@ class _OutputFiles:
 
     def _close(self) -> None:
         name, c = self.current, self.counts
+        self.writer.write(self.rows)  # a batch may end one file and start the next
+        self.rows = []
         self.writer.__exit__(None, None, None)
         self.rejects.close()
         self.out_path.with_name(self.out_path.name + ".partial").replace(self.out_path)

@@ -23,7 +23,8 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    """The first annotate call starts a local Ray (workers + 1 logical CPUs on
+    this machine's cores); later ones reuse it."""
     yield
     ray.shutdown()
 
