@@ -22,6 +22,17 @@ def main() -> None:
     """spacy-posattn command-line tools."""
 
 
+def write_report(output: Path, markdown: str, data: Any) -> None:
+    """Write a Markdown report and its data as JSON beside it, and print the report."""
+    import json
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(markdown, encoding="utf8")
+    output.with_suffix(".json").write_text(json.dumps(data, indent=2), encoding="utf8")
+    print(markdown)
+    msg.good(f"Wrote {output}")
+
+
 @app.command("convert")
 def convert_cli(
     input_path: Path = typer.Argument(..., help="GMB ner_dataset.csv or its .zip"),
@@ -233,7 +244,6 @@ def compare_speed_cli(
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use, -1 for CPU"),
 ) -> None:
     """Words/s of several pipelines, measured in one process in interleaved rounds."""
-    import json
 
     from thinc.api import require_gpu
 
@@ -251,12 +261,7 @@ def compare_speed_cli(
     if gpu_id >= 0:
         require_gpu(gpu_id)
     speeds = measure_speed({name: Path(folder) for name, folder in pairs}, data_path, repeats=repeats, limit=limit)
-    table = speed_markdown(speeds, pairs[0][0], describe_machine(gpu_id))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(table, encoding="utf8")
-    output.with_suffix(".json").write_text(json.dumps(speeds, indent=2), encoding="utf8")
-    print(table)
-    msg.good(f"Wrote {output}")
+    write_report(output, speed_markdown(speeds, pairs[0][0], describe_machine(gpu_id)), speeds)
 
 
 @app.command("profile")
@@ -272,7 +277,6 @@ def profile_cli(
 ) -> None:
     """Profile `nlp.pipe` on a .spacy file's texts: seconds per component and
     the top functions by own and cumulative time (cProfile)."""
-    import json
 
     import spacy
     from thinc.api import require_gpu
@@ -292,12 +296,7 @@ def profile_cli(
     result = profile_pipeline(nlp, texts, batch_size=batch_size)
     label = f"{model}{' (int8 ' + int8 + ')' if int8 else ''}"
     data = f"{data_path}, first {limit or 'all'} docs{', one text per sentence' if sentences else ''}, batch {batch_size}"
-    report = profile_markdown(result, label, data, describe_machine(gpu_id))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report, encoding="utf8")
-    output.with_suffix(".json").write_text(json.dumps(result, indent=2), encoding="utf8")
-    print(report)
-    msg.good(f"Wrote {output}")
+    write_report(output, profile_markdown(result, label, data, describe_machine(gpu_id)), result)
 
 
 @app.command("benchmark")
@@ -317,7 +316,6 @@ def benchmark_cli(
     single sentences and on whole docs, with each one's ratio to the anchor.
     A system is a trained pipeline folder, optionally loaded with an int8 part
     (`@int8:attention`), or a config to build and initialise (speed only)."""
-    import json
     import sys
 
     from thinc.api import require_gpu
@@ -349,12 +347,7 @@ def benchmark_cli(
         msg.fail(str(err), exits=1)
     results = run_benchmark(loaded, {u: all_units[u] for u in chosen_units}, rounds=rounds, batch_size=batch_size)
     command = "python -m spacy_posattn benchmark " + " ".join(sys.argv[2:])
-    table = benchmark_markdown(results, anchor, described, describe_machine(gpu_id), command, batch_size)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(table, encoding="utf8")
-    output.with_suffix(".json").write_text(json.dumps(results, indent=2), encoding="utf8")
-    print(table)
-    msg.good(f"Wrote {output}")
+    write_report(output, benchmark_markdown(results, anchor, described, describe_machine(gpu_id), command, batch_size), results)
 
 
 @app.command("calibrate")
