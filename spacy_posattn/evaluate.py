@@ -98,8 +98,11 @@ def calibration_bins(conf: numpy.ndarray, hit: numpy.ndarray, n_bins: int = 10) 
 def expected_calibration_error(conf: numpy.ndarray, hit: numpy.ndarray, n_bins: int = 10) -> float:
     """RETURNS (float): Mean |confidence - accuracy| over equal-width bins,
     weighted by the share of items in each."""
-    bins = calibration_bins(numpy.asarray(conf), numpy.asarray(hit, dtype=float), n_bins)
-    return float(sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in bins) / max(len(conf), 1))
+    return _ece(calibration_bins(numpy.asarray(conf), numpy.asarray(hit, dtype=float), n_bins), len(conf))
+
+
+def _ece(bins: List[Dict], n_items: int) -> float:
+    return float(sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in bins) / max(n_items, 1))
 
 
 def confidence_calibration(gold: List[Doc], predicted: List[Doc], n_bins: int = 10, key: str = "ents") -> Optional[Dict]:
@@ -126,7 +129,7 @@ def confidence_calibration(gold: List[Doc], predicted: List[Doc], n_bins: int = 
         return None
     conf, hit = numpy.asarray(confidences), numpy.asarray(correct, dtype=float)
     bins = calibration_bins(conf, hit, n_bins)
-    ece = sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in bins) / len(conf)
+    ece = _ece(bins, len(conf))
     thresholds = []
     for t in CALIBRATION_THRESHOLDS:
         kept = conf >= t

@@ -93,3 +93,15 @@ def make_examples(nlp, data=TRAIN_DATA, tags: bool = True):
             annots["tags"] = ["NNP" if t.text[0].isupper() else "NN" for t in doc]
         examples.append(Example.from_dict(doc, annots))
     return examples
+
+
+def train_tiny(nlp, steps: int, *, tags: bool = True, learn_rate: float = None):
+    """Initialize `nlp` on TRAIN_DATA and update it `steps` times (with the
+    optimizer's own rate, or `learn_rate`). RETURNS the pipeline."""
+    examples = make_examples(nlp, tags=tags)
+    optimizer = nlp.initialize(lambda: examples)
+    if learn_rate is not None:
+        optimizer.learn_rate = learn_rate
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer)
+    return nlp

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from spacy_posattn.annotate import iter_output, split_records
 from spacy_posattn.cli import app
 
-from .conftest import make_examples, make_nlp
+from .conftest import make_nlp, train_tiny
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[ray]'")
 
@@ -31,12 +31,7 @@ def local_ray():
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_bert, tmp_path_factory):
-    nlp = make_nlp(tiny_bert)
-    examples = make_examples(nlp)
-    optimizer = nlp.initialize(lambda: examples)
-    optimizer.learn_rate = 0.01
-    for _ in range(20):
-        nlp.update(examples, sgd=optimizer)
+    nlp = train_tiny(make_nlp(tiny_bert), 20, learn_rate=0.01)
     path = tmp_path_factory.mktemp("annotate") / "pipeline"
     nlp.to_disk(path)
     return path

@@ -12,7 +12,7 @@ from spacy_posattn.cli import app
 from spacy_posattn.evaluate import expected_calibration_error
 from spacy_posattn.pipeline.decoding import span_confidences
 
-from .conftest import TRAIN_DATA, make_examples, make_nlp
+from .conftest import TRAIN_DATA, make_examples, make_nlp, train_tiny
 
 
 class Span:
@@ -40,12 +40,7 @@ def test_expected_calibration_error():
 
 @pytest.fixture(scope="module")
 def overfit_pipeline(tiny_bert, tmp_path_factory):
-    nlp = make_nlp(tiny_bert, tagger=False)
-    examples = make_examples(nlp, tags=False)
-    optimizer = nlp.initialize(lambda: examples)
-    optimizer.learn_rate = 0.01
-    for _ in range(30):
-        nlp.update(examples, sgd=optimizer)
+    nlp = train_tiny(make_nlp(tiny_bert, tagger=False), 30, tags=False, learn_rate=0.01)
     path = tmp_path_factory.mktemp("calib") / "pipeline"
     nlp.to_disk(path)
     return path

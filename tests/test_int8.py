@@ -10,7 +10,7 @@ from thinc.api import ConfigValidationError, fix_random_seed
 from spacy_posattn.layers import Int8HFShim
 from spacy_posattn.layers.int8 import int8_linear_names
 
-from .conftest import make_examples, make_nlp
+from .conftest import make_examples, make_nlp, train_tiny
 
 TEXTS = ["Alice will go to China this Saturday .", "Her father works in WHO ."]
 QuantizedLinear = torch.ao.nn.quantized.dynamic.Linear
@@ -34,11 +34,7 @@ def linear_kinds(module):
 
 def trained_pipeline(tiny_bert, path):
     fix_random_seed(0)
-    nlp = make_nlp(tiny_bert)
-    examples = make_examples(nlp)
-    nlp.initialize(lambda: examples)
-    for _ in range(3):
-        nlp.update(examples)
+    nlp = train_tiny(make_nlp(tiny_bert), 3)
     nlp.to_disk(path)
     return nlp
 
