@@ -202,8 +202,9 @@ def build_transformer_model_v1(
     )
     # Gradients for every hidden state, from spacy-posattn.ScalarMixListener.v1.
     model.layers[0].attrs["convert_outputs"] = convert_transformer_outputs
-    if lr_scale != 1.0:
-        set_encoder_lr_scale(model, lr_scale)
+    # The encoder's shim gets the lr_scale (1.0 changes nothing) and applies the
+    # optimizer's parameter averages in use_params (thinc's doesn't).
+    set_encoder_lr_scale(model, lr_scale)
     set_encoder_int8(model, int8)
     return model
 

@@ -164,8 +164,10 @@ def train_cached(
 ) -> float:
     """Train every component but the transformer on cached encoder outputs.
 
-    Writes output_dir/model-best (the epoch with the best weighted dev score)
-    and output_dir/train_log.jsonl: per epoch, the train and dev loss per token
+    Writes output_dir/model-best (the epoch with the best weighted dev score;
+    with `use_averages = true` in the optimizer, scored and saved with the
+    parameter averages, as `spacy train` does, and the log also has the scores
+    without them) and output_dir/train_log.jsonl: per epoch, the train and dev loss per token
     of each head, the dev scores, and `seconds` = feature pass + head training.
     `feature_seconds_reused` is the part of the feature pass read from the cache
     (measured when it was computed), which this process's wall time does not include.
@@ -223,12 +225,15 @@ def train_cached(
                 step += 1
                 progress.advance(sum(len(eg) for eg in batch))
             progress.done()
-            dev_losses, scores = score_heads(nlp, heads, dev)
-            score = sum(w * (scores.get(k) or 0.0) for k, w in weights.items())
-            swap(nlp, chains, stand_in, to_cache=False)
-            if score > best:
-                best = score
-                nlp.to_disk(output_dir / "model-best")
+            averages = optimizer.averages or {}  # `use_averages = true`: score and save the averages, as spacy train does
+            current_scores = score_heads(nlp, heads, dev)[1] if averages else None
+            with nlp.use_params(averages):
+                dev_losses, scores = score_heads(nlp, heads, dev)
+                score = sum(w * (scores.get(k) or 0.0) for k, w in weights.items())
+                swap(nlp, chains, stand_in, to_cache=False)
+                if score > best:
+                    best = score
+                    nlp.to_disk(output_dir / "model-best")
             line = {
                 "epoch": epoch,
                 "step": step,
@@ -238,14 +243,18 @@ def train_cached(
                 "words": epoch * n_train_words,
                 "score": score,
                 "scores": {k: scores[k] for k in ("ents_f", "ents_p", "ents_r", "tag_acc") if k in scores},
+                "averaged": bool(averages),
+                # The same epoch without the averages (the parameters as they are now).
+                "current_scores": {k: current_scores[k] for k in ("ents_f", "tag_acc")} if current_scores else None,
                 "losses": {k: losses.get(k, 0.0) for k in heads},
                 "train_loss_per_token": {k: losses.get(k, 0.0) / n_train_words for k in heads},
                 "dev_loss_per_token": {k: v / max(n_dev_words, 1) for k, v in dev_losses.items()},
             }
             log.write(json.dumps(line) + "\n")
             log.flush()
-            print(f"epoch {epoch}: step {step}, dev {scores.get('ents_f', 0) * 100:.2f} F1, "
-                  f"score {score:.4f}, {line['seconds']:.0f} s")
+            current = f" ({current_scores['ents_f'] * 100:.2f} without the averages)" if current_scores else ""
+            print(f"epoch {epoch}: step {step}, dev {scores.get('ents_f', 0) * 100:.2f} F1{current}, "
+                  f"score {score:.4f}, {line['seconds']:.0f} s", flush=True)
     return best
 
 

@@ -2,6 +2,9 @@
 import configparser
 from pathlib import Path
 
+import subprocess
+import sys
+
 import pytest
 import spacy
 
@@ -29,7 +32,14 @@ def test_registered(group, name, target):
 
 
 def test_factory_known_to_language():
-    assert "posattn_ner" in spacy.blank("en").factory_names
+    """A fresh interpreter that never imports spacy_posattn finds the factory
+    through the entry point (in this process, earlier tests may have loaded it)."""
+    code = (
+        "import sys, spacy; nlp = spacy.blank('en'); nlp.add_pipe('posattn_ner'); "
+        "print(nlp.pipe_names, 'spacy_posattn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["['posattn_ner']", "True"]
 
 
 @pytest.mark.parametrize("group", GROUPS)

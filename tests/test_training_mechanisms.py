@@ -9,7 +9,7 @@ from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.training.loop import train as train_loop
 from spacy.util import load_config, load_model_from_path, make_tempdir
-from thinc.api import fix_random_seed
+from thinc.api import Adam, PyTorchShim, fix_random_seed, torch2xp
 
 from spacy_posattn import feature_cache
 from spacy_posattn.layers import ScaledRateHFShim
@@ -68,8 +68,8 @@ def test_encoder_step_scale_survives_save_load_and_copy(tiny_bert):
         nlp2 = load_model_from_path(tmp)
     shim2 = encoder_shim(nlp2)
     assert isinstance(shim2, ScaledRateHFShim) and shim2.lr_scale == 0.1
-    # Default: the stock shim, unchanged behaviour.
-    assert not isinstance(encoder_shim(make_nlp(tiny_bert)), ScaledRateHFShim)
+    # Default: the full rate.
+    assert encoder_shim(make_nlp(tiny_bert)).lr_scale == 1.0
 
 
 def test_encoder_step_scale_really_scales_adams_step(tiny_bert):
@@ -90,6 +90,37 @@ def test_encoder_step_scale_really_scales_adams_step(tiny_bert):
     # float32 rounding of tiny steps blurs each ratio a little; a gradient scale would give about 1.0.
     assert len(ratios) > 10 and numpy.median(ratios) == pytest.approx(0.1, rel=0.03)
     assert all(0.07 < r < 0.13 for r in ratios)
+
+
+def test_use_params_applies_the_averages_to_every_pytorch_weight(tiny_bert):
+    """`use_averages = true`: thinc's PyTorchShim looks averages up under keys
+    nothing writes, so the encoder and the attention blocks kept their current
+    weights in every evaluation and saved model; ours apply them, then restore."""
+    fix_random_seed(0)
+    nlp = make_nlp(tiny_bert)
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(0.01, use_averages=True)
+    for _ in range(4):
+        nlp.update(examples, sgd=optimizer)
+    shims = [shim for _, proc in nlp.pipeline for node in proc.model.walk() for shim in node.shims]
+    assert len(shims) == 2 and all(isinstance(shim, PyTorchShim) for shim in shims)  # encoder, attention blocks
+
+    def weights():
+        return {(shim.id, name): torch2xp(p.detach()).copy() for shim in shims for name, p in shim._model.named_parameters()}
+
+    current = weights()
+    averaged = [key for key in current if key in optimizer.averages]
+    assert len(averaged) > 20
+    with nlp.use_params(optimizer.averages):
+        inside = weights()
+        for key in averaged:
+            numpy.testing.assert_allclose(inside[key], optimizer.averages[key], rtol=1e-6, atol=1e-7)
+        assert any(not numpy.allclose(inside[key], current[key]) for key in averaged)
+        averaged_ents = [[(e.text, e.label_) for e in doc.ents] for doc in nlp.pipe(eg.text for eg in examples)]
+    after = weights()
+    assert all(numpy.array_equal(after[key], current[key]) for key in current)
+    assert isinstance(averaged_ents, list)
 
 
 CASED = [  # only the case tells the tag: "WHO" the organisation, "who" the pronoun

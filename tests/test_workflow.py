@@ -36,7 +36,10 @@ def run(args, cwd, env=None):
     return result.stdout
 
 
-def test_project_all_tiny(tiny_bert, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_project(tiny_bert, tmp_path_factory):
+    """`spacy project run all` on tiny data in a copy of the project: (folder, stdout)."""
+    tmp_path = tmp_path_factory.mktemp("workflow")
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(ROOT / "project.yml", project)
@@ -57,6 +60,11 @@ def test_project_all_tiny(tiny_bert, tmp_path):
         "--vars.name=gmb_posattn_tiny",
     ]
     out = run([sys.executable, "-m", "spacy", "project", "run", "all", str(project), *overrides], cwd=project)
+    return project, out
+
+
+def test_project_all_tiny(tiny_project, tmp_path):
+    project, out = tiny_project
     summary = json.loads((project / "corpus" / "summary.json").read_text())
     assert [summary["splits"][s]["sentences"] for s in ("train", "dev", "test")] == [32, 4, 4]
     metrics = json.loads((project / "metrics" / "posattn_tiny.json").read_text())
@@ -90,3 +98,16 @@ def test_project_all_tiny(tiny_bert, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     best = project / "training" / "posattn_tiny" / "model-best"
     assert run([sys.executable, "-c", check, str(best)], cwd=tmp_path, env=env).split() == ["True", "gmb_posattn_tiny"]
+
+
+@pytest.mark.slow
+def test_packaged_pipeline_installs_in_clean_venv(tiny_project, tmp_path):
+    """Both wheels install into a new virtual environment (the rest from the
+    package index) and the pipeline loads there by name, offline."""
+    project, _ = tiny_project
+    script = ROOT / "scripts" / "install_check.sh"
+    out = run(["bash", str(script), str(project / "packages"), "en_gmb_posattn_tiny", str(tmp_path / "venv")], cwd=tmp_path)
+    assert "gmb_posattn_tiny ['transformer', 'tagger', 'posattn_ner']" in out
+    assert (tmp_path / "venv" / "bin" / "python").exists()
+    site = run([str(tmp_path / "venv" / "bin" / "python"), "-c", "import spacy_posattn; print(spacy_posattn.__file__)"], cwd=tmp_path)
+    assert str(tmp_path / "venv") in site  # the wheel's copy, not this checkout

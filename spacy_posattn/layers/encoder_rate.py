@@ -11,6 +11,8 @@ from typing import Any
 from spacy_transformers.layers.hf_shim import HFShim
 from thinc.api import Model, Optimizer
 
+from .averages import AveragedParamsMixin
+
 
 class ScaledRateOptimizer:
     """Forward calls to `optimizer` with `lr_scale` multiplied in."""
@@ -26,8 +28,9 @@ class ScaledRateOptimizer:
         return getattr(self.optimizer, name)
 
 
-class ScaledRateHFShim(HFShim):
-    """`HFShim` whose parameter updates use `lr_scale` times the optimizer's step."""
+class ScaledRateHFShim(AveragedParamsMixin, HFShim):
+    """`HFShim` whose parameter updates use `lr_scale` times the optimizer's step
+    (and whose `use_params` applies the optimizer's averages)."""
 
     lr_scale: float = 1.0
 

@@ -16,6 +16,8 @@ from spacy_transformers.layers.hf_shim import HFShim
 from thinc.api import Model
 from torch import nn
 
+from .averages import AveragedParamsMixin
+
 # Which Linear layers of the encoder to quantize, by qualified module name.
 _ATTENTION = re.compile(r"attention|attn", re.IGNORECASE)
 INT8_PARTS: Dict[str, Callable[[str], bool]] = {
@@ -51,7 +53,7 @@ def quantize_linear_layers(module: nn.Module, names: List[str]) -> nn.Module:
         return torch.ao.quantization.quantize_dynamic(module, set(names), dtype=torch.qint8, inplace=True)
 
 
-class Int8HFShim(HFShim):
+class Int8HFShim(AveragedParamsMixin, HFShim):
     """spacy-transformers' `HFShim` that runs the encoder with int8 Linear
     layers (the `int8` part) and saves the fp32 weights it was loaded with."""
 

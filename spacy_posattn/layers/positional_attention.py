@@ -21,6 +21,8 @@ from thinc.api import torch2xp, xp2torch
 from thinc.types import Floats2d
 from torch import nn
 
+from .averages import use_averaged_params_shims
+
 
 class PositionalSelfAttention(nn.Module):
     """Multi-head self-attention restricted to a window, with a relative bias."""
@@ -152,7 +154,7 @@ def positional_attention_encoder(
     return Model(
         "positional_attention",
         _skip_empty_forward,
-        layers=[wrapped],
+        layers=[use_averaged_params_shims(wrapped)],
         dims={"nI": width, "nO": width},
     )
 
