@@ -12,7 +12,7 @@ import json
 import random
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import numpy
 from spacy.language import Language
@@ -60,24 +60,22 @@ def listener_chains(nlp: Language) -> Dict[str, Model]:
 
 def encode_docs(
     nlp: Language, pool: Model, docs: List[Doc], batch_size: int = 16, progress: "Progress" = None
-) -> List[numpy.ndarray]:
+) -> Iterator[numpy.ndarray]:
     """Run the frozen transformer and the listener's pooling over `docs`.
 
     progress (Progress): Reports the words done now and then.
-    RETURNS (List[numpy.ndarray]): One (n_tokens, width) float16 array per doc,
-        (n_tokens, n_layers * width) for per-layer vectors.
+    YIELDS (numpy.ndarray): One (n_tokens, width) float16 array per doc, in
+        order; (n_tokens, n_layers * width) for per-layer vectors.
     """
     transformer = nlp.get_pipe("transformer")
     progress = progress or Progress("feature pass", sum(len(doc) for doc in docs))
-    vectors = []
     for batch in minibatch(docs, batch_size):
         transformer.set_annotations(batch, transformer.predict(batch))
         for doc, X in zip(batch, pool.predict(batch)):
-            vectors.append(pool.ops.to_numpy(X).reshape((len(doc), -1)).astype(numpy.float16))
+            yield pool.ops.to_numpy(X).reshape((len(doc), -1)).astype(numpy.float16)
             doc._.trf_data = None  # free the word-piece outputs
         progress.advance(sum(len(doc) for doc in batch))
     progress.done()
-    return vectors
 
 
 class Progress:
@@ -114,26 +112,52 @@ def cached_features(
 ) -> Tuple[List[numpy.ndarray], float, bool]:
     """Load the docs' encoder vectors from `cache_dir`, or compute and store them.
 
+    The vectors are written straight into one float16 file as they are computed
+    and read back memory-mapped: they are never held in memory as per-doc arrays
+    plus their concatenation (4.5 GB each for GMB's train split).
+
     key (str): Identifies the encoder, the pooling and the corpus file.
     label (str): What the docs are, for the progress lines.
-    RETURNS (Tuple[List[numpy.ndarray], float, bool]): The vectors; the seconds
-        the feature pass took when it was computed (read back from the cache);
-        whether they came from the cache.
+    RETURNS (Tuple[List[numpy.ndarray], float, bool]): One read-only (n_tokens,
+        width) view per doc; the seconds the feature pass took when it was
+        computed (read back from the cache); whether they came from the cache.
     """
     lengths = [len(doc) for doc in docs]
     digest = hashlib.sha1(json.dumps([key, lengths]).encode("utf8")).hexdigest()[:16]
     data_path, meta_path = cache_dir / f"{digest}.npy", cache_dir / f"{digest}.json"
-    if data_path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text(encoding="utf8"))
-        flat = numpy.load(data_path)
-        return numpy.split(flat, numpy.cumsum(lengths)[:-1]), meta["seconds"], True
-    start = time.perf_counter()
-    vectors = encode_docs(nlp, pool, docs, progress=Progress(f"feature pass, {label}", sum(lengths)))
-    seconds = time.perf_counter() - start
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    numpy.save(data_path, numpy.concatenate(vectors) if vectors else numpy.zeros((0, 0), numpy.float16))
-    meta_path.write_text(json.dumps({"key": key, "docs": len(docs), "tokens": sum(lengths), "seconds": seconds}))
-    return vectors, seconds, False
+    hit = data_path.exists() and meta_path.exists()
+    if hit:
+        seconds = json.loads(meta_path.read_text(encoding="utf8"))["seconds"]
+    else:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        partial = data_path.with_suffix(".partial.npy")
+        write_features(encode_docs(nlp, pool, docs, progress=Progress(f"feature pass, {label}", sum(lengths))),
+                       sum(lengths), partial)
+        seconds = time.perf_counter() - start
+        partial.replace(data_path)
+        meta_path.write_text(json.dumps({"key": key, "docs": len(docs), "tokens": sum(lengths), "seconds": seconds}))
+    flat = numpy.asarray(numpy.load(data_path, mmap_mode="r"))
+    return numpy.split(flat, numpy.cumsum(lengths)[:-1]), seconds, hit
+
+
+def write_features(vectors: Iterator[numpy.ndarray], n_tokens: int, path: Path) -> None:
+    """Write per-doc float16 vectors one after the other into one .npy file of
+    `n_tokens` rows, without holding them in memory (the width is the first
+    array's)."""
+    out, row = None, 0
+    for X in vectors:
+        if out is None:
+            out = numpy.lib.format.open_memmap(path, mode="w+", dtype=numpy.float16, shape=(n_tokens, X.shape[1]))
+        out[row:row + len(X)] = X
+        row += len(X)
+    if out is None:  # no docs
+        numpy.save(path, numpy.zeros((0, 0), numpy.float16))
+        return
+    if row != n_tokens:
+        raise ValueError(f"feature pass: expected vectors for {n_tokens} tokens, got {row}")
+    out.flush()
+    del out
 
 
 def cache_key(config: Dict, chains: Dict[str, Model], corpus_path: str) -> str:
@@ -205,7 +229,8 @@ def train_cached(
     n_layers = max((eg.predicted.tensor.shape[1] for eg in train if len(eg.predicted)), default=width) // width
     stand_in = cached_vectors(width, n_layers)
     print(f"[features] {n_layers} layer(s) x {width} per token, float16: "
-          f"{sum(eg.predicted.tensor.nbytes for eg in train + dev) / 2**20:,.0f} MiB in memory for train + dev", flush=True)
+          f"{sum(eg.predicted.tensor.nbytes for eg in train + dev) / 2**20:,.0f} MiB for train + dev "
+          f"(memory-mapped from {cache_dir})", flush=True)
     heads = list(chains)
     weights = {k: v for k, v in (T["score_weights"] or {}).items() if v}
     n_train_words = sum(len(eg) for eg in train)
@@ -281,9 +306,10 @@ def score_heads(nlp: Language, heads: List[str], examples: List[Example]) -> Tup
     losses = {}
     for name in heads:
         proc = nlp.get_pipe(name)
-        scores = [probabilities(proc.model.ops, X) for X in proc.model.predict(docs)]
-        losses[name] = float(proc.get_loss(batch, scores)[0])
-        proc.set_annotations(docs, proc.predict(docs))
+        outputs = proc.model.predict(docs)  # once, for the loss and the annotations
+        losses[name] = float(proc.get_loss(batch, [probabilities(proc.model.ops, X) for X in outputs])[0])
+        # What proc.predict(docs) returns: spaCy's tagger turns the scores into tag ids.
+        proc.set_annotations(docs, proc._scores2guesses(outputs) if hasattr(proc, "_scores2guesses") else outputs)
     return losses, score_docs([eg.reference for eg in examples], docs)
 
 

@@ -2,6 +2,7 @@
 case-aware tagger, and the warm start of a fine-tune from heads trained on
 cached frozen features."""
 import copy
+import json
 
 import numpy
 import pytest
@@ -12,6 +13,8 @@ from spacy.util import load_config, load_model_from_path, make_tempdir
 from thinc.api import Adam, PyTorchShim, fix_random_seed, torch2xp
 
 from spacy_posattn import feature_cache
+from spacy_posattn.evaluate import score_docs
+from spacy_posattn.readers import create_gold_tokens_corpus_v1
 from spacy_posattn.layers import ScaledRateHFShim
 
 from .conftest import LEXICAL, LISTENER, make_examples, make_nlp
@@ -181,3 +184,35 @@ def test_warm_start_from_cached_heads_links_listeners_and_trains(tiny_bert, tiny
         assert trained.get_pipe(name).model.to_bytes() != old, name
     doc = trained("Alice went to China .")
     assert doc.has_annotation("TAG")
+
+
+def test_cached_training_scores_and_saves_the_averages(tiny_bert, tiny_corpus, tmp_path):  # noqa: F811
+    """With `use_averages = true`, stage 1 logs the dev scores with and without
+    the averages, and score_heads annotates exactly as each head's predict."""
+    out = tmp_path / "heads"
+    feature_cache.train_cached(
+        tiny_cached_config(tmp_path, tiny_corpus, tiny_bert), out, epochs=2, cache_dir=tmp_path / "cache",
+        overrides={"training.optimizer.use_averages": True},
+    )
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [line["averaged"] for line in log] == [True, True]
+    assert all(set(line["current_scores"]) == {"ents_f", "tag_acc"} for line in log)
+
+    nlp = load_model_from_path(out / "model-best")
+    examples = list(create_gold_tokens_corpus_v1(tiny_corpus / "dev.spacy")(nlp))
+    transformer = nlp.get_pipe("transformer")
+    docs = [eg.predicted for eg in examples]
+    transformer.set_annotations(docs, transformer.predict(docs))
+    chains = feature_cache.listener_chains(nlp)
+    for eg, X in zip(examples, next(iter(chains.values())).predict(docs)):
+        eg.predicted.tensor = X.reshape((len(X), -1))
+    width = transformer.model.get_dim("nO")
+    feature_cache.swap(nlp, chains, feature_cache.cached_vectors(width, X.shape[1]), to_cache=True)
+    _, scores = feature_cache.score_heads(nlp, list(chains), examples)
+    expected = [feature_cache.unannotated_copy(eg.reference) for eg in examples]
+    for doc, eg in zip(expected, examples):
+        doc.tensor = eg.predicted.tensor
+    for name in chains:
+        proc = nlp.get_pipe(name)
+        proc.set_annotations(expected, proc.predict(expected))
+    assert scores == score_docs([eg.reference for eg in examples], expected)

@@ -1,0 +1,23 @@
+"""The feature cache's file: written as the vectors come, read back memory-mapped."""
+
+import numpy
+import pytest
+
+from spacy_posattn.feature_cache import write_features
+
+
+def test_write_features_streams_into_one_file_read_back_mapped(tmp_path):
+    docs = [numpy.full((n, 6), i, dtype=numpy.float16) for i, n in enumerate([3, 0, 5, 2])]
+    path = tmp_path / "f.npy"
+    write_features(iter(docs), 10, path)
+    flat = numpy.load(path, mmap_mode="r")
+    assert flat.shape == (10, 6) and flat.dtype == numpy.float16
+    numpy.testing.assert_array_equal(numpy.asarray(flat), numpy.concatenate(docs))
+    assert isinstance(numpy.asarray(flat).base, numpy.memmap)  # a view of the file, not a copy
+
+
+def test_write_features_checks_the_token_count(tmp_path):
+    with pytest.raises(ValueError, match="expected vectors for 9 tokens, got 8"):
+        write_features(iter([numpy.zeros((8, 2), numpy.float16)]), 9, tmp_path / "f.npy")
+    write_features(iter([]), 0, tmp_path / "empty.npy")
+    assert numpy.load(tmp_path / "empty.npy").shape == (0, 0)
