@@ -32,7 +32,8 @@ def main(log_path: str, output: str, command: str) -> None:
         scores, current = line["scores"], line.get("current_scores") or {}
         f1, pos = f"{scores['ents_f'] * 100:.2f}", f"{scores.get('tag_acc', 0) * 100:.2f}"
         if averaged:
-            rows.append(f"| {line['epoch']} | {line['step']} | {f1} | {current.get('ents_f', 0) * 100:.2f} | {pos} | {line['seconds']:,.0f} |")
+            without = f"{current['ents_f'] * 100:.2f}" if "ents_f" in current else "–"
+            rows.append(f"| {line['epoch']} | {line['step']} | {f1} | {without} | {pos} | {line['seconds']:,.0f} |")
         else:
             rows.append(f"| {line['epoch']} | {line['step']} | {f1} | {pos} | {line['seconds']:,.0f} |")
     Path(output).write_text("\n".join(rows) + "\n", encoding="utf8")

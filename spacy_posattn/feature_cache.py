@@ -184,19 +184,27 @@ def cache_key(config: Dict, chains: Dict[str, Model], corpus_path: str) -> str:
 
 
 def train_cached(
-    config_path: Path, output_dir: Path, epochs: int, cache_dir: Path, seed: int = 0, overrides: Dict = {}
+    config_path: Path,
+    output_dir: Path,
+    epochs: int,
+    cache_dir: Path,
+    seed: int = 0,
+    overrides: Dict = {},
+    score_without_averages: bool = False,
 ) -> float:
     """Train every component but the transformer on cached encoder outputs.
 
     Writes output_dir/model-best (the epoch with the best weighted dev score;
     with `use_averages = true` in the optimizer, scored and saved with the
-    parameter averages, as `spacy train` does, and the log also has the scores
-    without them) and output_dir/train_log.jsonl: per epoch, the train and dev loss per token
+    parameter averages, as `spacy train` does) and output_dir/train_log.jsonl:
+    per epoch, the train and dev loss per token
     of each head, the dev scores, and `seconds` = feature pass + head training.
     `feature_seconds_reused` is the part of the feature pass read from the cache
     (measured when it was computed), which this process's wall time does not include.
     overrides (Dict): Config values to set, by dotted key (as `spacy train`'s
         `--training.optimizer.learn_rate.initial_rate 1e-3`).
+    score_without_averages (bool): With averages, also score the current
+        parameters on dev each epoch (`current_scores` in the log).
     RETURNS (float): The best weighted dev score.
     """
     config = load_config(config_path, overrides=dict(overrides), interpolate=False)
@@ -251,7 +259,7 @@ def train_cached(
                 progress.advance(sum(len(eg) for eg in batch))
             progress.done()
             averages = optimizer.averages or {}  # `use_averages = true`: score and save the averages, as spacy train does
-            current_scores = score_heads(nlp, heads, dev)[1] if averages else None
+            current_scores = score_heads(nlp, heads, dev)[1] if averages and score_without_averages else None
             with nlp.use_params(averages):
                 dev_losses, scores = score_heads(nlp, heads, dev)
                 score = sum(w * (scores.get(k) or 0.0) for k, w in weights.items())

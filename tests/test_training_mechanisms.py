@@ -192,7 +192,7 @@ def test_cached_training_scores_and_saves_the_averages(tiny_bert, tiny_corpus, t
     out = tmp_path / "heads"
     feature_cache.train_cached(
         tiny_cached_config(tmp_path, tiny_corpus, tiny_bert), out, epochs=2, cache_dir=tmp_path / "cache",
-        overrides={"training.optimizer.use_averages": True},
+        overrides={"training.optimizer.use_averages": True}, score_without_averages=True,
     )
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [line["averaged"] for line in log] == [True, True]
