@@ -1,10 +1,9 @@
-from .averages import AveragedParamsHFShim, AveragedParamsShim, use_averaged_params_shims
+from .averages import AveragedParamsShim, use_averaged_params_shims
 from .encoder_rate import ScaledRateHFShim, set_encoder_lr_scale
 from .int8 import Int8HFShim, set_encoder_int8
 from .positional_attention import PositionalAttentionEncoder, positional_attention_encoder
 
 __all__ = [
-    "AveragedParamsHFShim",
     "AveragedParamsShim",
     "Int8HFShim",
     "PositionalAttentionEncoder",

@@ -11,7 +11,6 @@ keys that were written.
 import contextlib
 from typing import Dict, Tuple
 
-from spacy_transformers.layers.hf_shim import HFShim
 from thinc.api import Model, PyTorchShim, xp2torch
 from thinc.types import FloatsXd
 
@@ -39,13 +38,9 @@ class AveragedParamsShim(AveragedParamsMixin, PyTorchShim):
     """thinc's `PyTorchShim` with `use_params` that applies the averages."""
 
 
-class AveragedParamsHFShim(AveragedParamsMixin, HFShim):
-    """spacy-transformers' `HFShim` with `use_params` that applies the averages."""
-
-
 def use_averaged_params_shims(model: Model) -> Model:
-    """Give every plain `PyTorchShim` and `HFShim` in `model` the averaging
-    `use_params` (subclasses that already have it are left alone).
+    """Give every plain `PyTorchShim` in `model` the averaging `use_params`
+    (the encoder's shims, `ScaledRateHFShim` and `Int8HFShim`, have it already).
 
     RETURNS (Model): `model`, changed in place.
     """
@@ -53,6 +48,4 @@ def use_averaged_params_shims(model: Model) -> Model:
         for shim in node.shims:
             if type(shim) is PyTorchShim:
                 shim.__class__ = AveragedParamsShim
-            elif type(shim) is HFShim:
-                shim.__class__ = AveragedParamsHFShim
     return model
