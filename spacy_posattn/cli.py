@@ -1,7 +1,7 @@
 """Command-line interface: `python -m spacy_posattn COMMAND`."""
 
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import typer
 from wasabi import msg
@@ -89,6 +89,9 @@ def evaluate_cli(
     batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per nlp.pipe batch"),
     machine: str = typer.Option("", "--machine", help="Where this ran, for the report (default: CPU count or GPU name)"),
     int8: str = typer.Option("", "--int8", help="Load with components.transformer.model.int8 set to this (attention, ffn, all)"),
+    train_time: List[Path] = typer.Option(
+        [], "--train-time", help="A training stage's time record written by `timed` (repeat per stage): their total is reported as train_seconds",
+    ),
 ) -> None:
     """Score entities (strict, seqeval = spaCy), the paper's token-level flat F1,
     POS accuracy and words/s, and write JSON plus a Markdown report."""
@@ -96,17 +99,43 @@ def evaluate_cli(
     from thinc.api import require_gpu
 
     from .evaluate import evaluate_path, write_reports
+    from .timing import read_train_time
 
     if not data_path.exists():
         msg.fail(f"No such data file: {data_path}. Run `python -m spacy_posattn convert` first.", exits=1)
+    try:
+        timing = read_train_time(train_time) if train_time else {}
+    except FileNotFoundError as err:
+        msg.fail(str(err), exits=1)
     if gpu_id >= 0:
         require_gpu(gpu_id)
     nlp = spacy.load(model, config={"components.transformer.model.int8": int8} if int8 else {})
     scores = evaluate_path(nlp, data_path, batch_size=batch_size)
     scores.update(model=str(model), data=str(data_path), machine=machine or describe_machine(gpu_id), int8=int8 or "none")
+    scores.update(timing)
     md_path = write_reports(scores, output, title=f"{Path(model).name} on {data_path.name}")
     print(md_path.read_text(encoding="utf8"))
     msg.good(f"Wrote {output} and {md_path}")
+
+
+@app.command("timed", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def timed_cli(
+    ctx: typer.Context,
+    record: Path = typer.Argument(..., help="JSON file for the wall time, e.g. training/posattn_minilm/train_time.json"),
+    label: str = typer.Option("", "--label", help="What the command trains, for reports (e.g. 'stage 2: 1000 steps')"),
+) -> None:
+    """Run a training command given after `--` and record its wall time, so that
+    reports take training time from a measurement:
+    `python -m spacy_posattn timed training/x/train_time.json -- python -m spacy train ...`.
+    Exits with the command's exit code; a failed command writes no record."""
+    from .timing import run_timed
+
+    if not ctx.args:
+        msg.fail("No command to time: give it after `--`, e.g. `timed out.json -- python -m spacy train ...`", exits=1)
+    code = run_timed(ctx.args, record, label=label)
+    if code != 0:
+        msg.fail(f"`{' '.join(ctx.args)}` failed with exit code {code}; no time recorded", exits=code)
+    msg.good(f"Wrote {record}")
 
 
 @app.command("demo")
@@ -221,7 +250,7 @@ def compare_cli(
 def compare_report_cli(
     metrics_root: Path = typer.Option(Path("metrics/compare"), "--metrics", help="Scores written by `compare`"),
     output_dir: Path = typer.Option(Path("results"), "--output", "-o", help="Where compare.md/.json and the plots go"),
-    reference: Optional[Path] = typer.Option(None, "--reference", help="Scores of another run written by `spacy_posattn evaluate` with its train_seconds, added as a row (none by default)"),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="Scores of the full-budget default pipeline, written by `evaluate --train-time` (metrics/CONFIG.json), added as a row (none by default)"),
     readme: Optional[Path] = typer.Option(None, "--readme", help="Also fill this README's compare-table block"),
 ) -> None:
     """Write results/compare.md and .json and the PNG plots from the scores."""
@@ -235,7 +264,13 @@ def compare_report_cli(
     if readme is not None and not readme.exists():
         msg.warn(f"No {readme} here: its compare table is not updated")
         readme = None
-    for path in write_report(metrics_root, output_dir, reference, readme):
+    if reference is not None and not reference.exists():
+        msg.warn(f"No {reference} yet (`spacy project run all` writes it): the table has no full-budget row")
+    try:
+        written = write_report(metrics_root, output_dir, reference, readme)
+    except (FileNotFoundError, ValueError) as err:
+        msg.fail(str(err), exits=1)
+    for path in written:
         msg.good(f"Wrote {path}")
 
 

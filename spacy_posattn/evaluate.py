@@ -242,6 +242,11 @@ def markdown_report(scores: Dict, title: str) -> str:
         f"| raw text, own tokenizer: entity P / R / F1 | {pct(scores.get('raw_ents_p'))} / {pct(scores.get('raw_ents_r'))} / **{pct(scores.get('raw_ents_f'))}** |",
         f"| raw text: POS accuracy (aligned tokens); gold tokens not one to one | {pct(scores.get('raw_tag_acc'))}; {pct(scores.get('raw_token_mismatch'))} % |",
         f"| speed | {scores['words_per_second'] or 0:,.0f} words/s ({scores['words']:,} words in {scores['seconds']:.1f} s) |",
+    ]
+    if scores.get("train_time"):  # measured by `timed`, one record per training stage
+        parts = "; ".join(f"{t['label'] or t['command']}: {t['seconds']:,.0f} s" for t in scores["train_time"])
+        lines.append(f"| training wall time ({scores['train_time'][0]['machine']}) | {scores['train_seconds']:,.0f} s ({parts}) |")
+    lines += [
         "",
         "| entity type | P | R | F1 | support |",
         "|---|---|---|---|---|",

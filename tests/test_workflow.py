@@ -78,6 +78,12 @@ def test_project_all_tiny(tiny_project, tmp_path):
     final = (project / "training" / "posattn_tiny" / "model-final" / "config.cfg").read_text()
     assert f"confidence_temperature = {fit['temperature']}" in final
     assert metrics["model"].endswith("model-final")
+    # Training time comes from the `timed` records of both stages, not from a typed figure.
+    stages = [json.loads((project / "training" / d / "train_time.json").read_text()) for d in ("posattn_tiny_heads", "posattn_tiny")]
+    assert [t["label"].split(":")[0] for t in metrics["train_time"]] == ["stage 1", "stage 2"]
+    assert metrics["train_time"][1]["label"] == "stage 2: 20 steps"
+    assert metrics["train_seconds"] == pytest.approx(sum(t["seconds"] for t in stages)) and metrics["train_seconds"] > 0
+    assert "training wall time" in (project / "metrics" / "posattn_tiny.md").read_text()
 
     # The packaged wheel declares spacy-posattn and loads offline, like the trained folder.
     wheel = next((project / "packages").glob("*/dist/en_gmb_posattn_tiny-0.1.0-py3-none-any.whl"))

@@ -12,7 +12,8 @@ FINE_TUNED, FROZEN = "posattn", "posattn_frozen"
 
 def load_rows(metrics_root: Path, reference: Optional[Path]) -> List[Dict]:
     """RETURNS (List[Dict]): One row per scored system, in table order; the
-    full-budget default pipeline (`reference`) last, if given and present."""
+    full-budget default pipeline (`reference`, scores written by `evaluate
+    --train-time`) last, if given and present."""
     rows = []
     for system in SYSTEMS + ABLATION:
         path = metrics_root / f"{system.name}.json"
@@ -22,11 +23,15 @@ def load_rows(metrics_root: Path, reference: Optional[Path]) -> List[Dict]:
             rows.append(row)
     if reference is not None and reference.exists():
         ref = json.loads(reference.read_text(encoding="utf8"))
-        if "train_seconds" in ref:
-            ref.setdefault("system", "posattn_default_full")
-            ref.setdefault("label", "ours, default pipeline, full budget (`spacy project run all`)")
-            ref.setdefault("budget", "full")
-            rows.append(ref)
+        if "train_seconds" not in ref:
+            raise ValueError(
+                f"{reference} has no train_seconds: score the pipeline with `python -m spacy_posattn evaluate "
+                "... --train-time RECORD` for each training stage's record (project.yml's evaluate does)"
+            )
+        ref.setdefault("system", "posattn_default_full")
+        ref.setdefault("label", "ours, default pipeline, full budget (`spacy project run all`)")
+        ref.setdefault("budget", "full")
+        rows.append(ref)
     return rows
 
 
@@ -84,6 +89,8 @@ def speed_ratio(rows: List[Dict], interleaved: Optional[Dict] = None) -> Optiona
 def budget_text(row: Dict) -> str:
     spec = row.get("budget_spec") or {}
     parts = [f"{v} {k.replace('max_', '')}" for k, v in spec.items() if k.startswith("max_") and v]
+    if not parts:  # a pipeline scored with its `timed` training records: their labels
+        parts = [t["label"] for t in row.get("train_time", []) if t.get("label")]
     return f"{row.get('budget', '?')}: {', '.join(parts)}" if parts else str(row.get("budget", "?"))
 
 

@@ -1,0 +1,58 @@
+"""Training time as a measured record, so no report carries a typed-in figure.
+
+`python -m spacy_posattn timed RECORD -- COMMAND...` runs a training command and
+writes its wall time, the command and the machine to RECORD (JSON); `evaluate
+--train-time RECORD` adds the records' total to the scores it writes.
+"""
+import json
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from .machine import describe_machine
+
+
+def run_timed(command: Sequence[str], record: Path, label: str = "") -> int:
+    """Run `command`, and when it succeeds write its wall seconds to `record`.
+
+    command (Sequence[str]): The command and its arguments.
+    record (Path): JSON file to write: `seconds`, `command`, `label`, `machine`, `finished`.
+    label (str): What the command trains, for reports (e.g. "stage 1: 6 epochs").
+    RETURNS (int): The command's exit code (no record is written when it is not 0).
+    """
+    if not command:
+        raise ValueError("No command to time: give it after `--`, e.g. `timed out.json -- python -m spacy train ...`")
+    start = time.perf_counter()
+    code = subprocess.call(list(command))
+    seconds = time.perf_counter() - start
+    if code == 0:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "seconds": seconds,
+            "command": " ".join(command),
+            "label": label,
+            "machine": describe_machine(),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        record.write_text(json.dumps(data, indent=2), encoding="utf8")
+    return code
+
+
+def read_train_time(records: Sequence[Path]) -> Dict:
+    """Sum the training time of one pipeline's stages.
+
+    records (Sequence[Path]): Files written by `run_timed`, one per training stage.
+    RETURNS (Dict): `train_seconds` (the total) and `train_time` (the records).
+    Raises FileNotFoundError naming a missing record and the command that writes it.
+    """
+    parts: List[Dict] = []
+    for path in records:
+        if not Path(path).exists():
+            raise FileNotFoundError(
+                f"No training-time record {path}: it is written when the training command runs under "
+                f"`python -m spacy_posattn timed {path} -- ...` (as project.yml's train commands do)"
+            )
+        parts.append(json.loads(Path(path).read_text(encoding="utf8")))
+    return {"train_seconds": sum(p["seconds"] for p in parts), "train_time": parts}

@@ -1,0 +1,57 @@
+"""Training time from measured records (`timed`), and the report rows built from them."""
+import json
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from spacy_posattn.cli import app
+from spacy_posattn.compare.report import budget_text, load_rows
+from spacy_posattn.timing import read_train_time, run_timed
+
+
+def test_run_timed_records_wall_time_and_skips_failures(tmp_path):
+    record = tmp_path / "stage" / "train_time.json"
+    code = run_timed([sys.executable, "-c", "import time; time.sleep(0.3)"], record, label="stage 1: 2 epochs")
+    data = json.loads(record.read_text())
+    assert code == 0 and data["seconds"] >= 0.3 and data["label"] == "stage 1: 2 epochs"
+    assert "time.sleep(0.3)" in data["command"] and data["machine"].startswith(("CPU", "GPU"))
+    failed = tmp_path / "failed.json"
+    assert run_timed([sys.executable, "-c", "import sys; sys.exit(3)"], failed) == 3
+    assert not failed.exists()
+
+
+def test_timed_cli_passes_the_command_options_through(tmp_path):
+    record, out = tmp_path / "t.json", tmp_path / "out.txt"
+    child = f"import sys; open(r'{out}', 'w').write(' '.join(sys.argv[1:]))"
+    result = CliRunner().invoke(app, ["timed", str(record), "--label", "x", "--", sys.executable, "-c", child, "--gpu-id", "-1"])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == "--gpu-id -1" and json.loads(record.read_text())["label"] == "x"
+    failing = CliRunner().invoke(app, ["timed", str(tmp_path / "f.json"), "--", sys.executable, "-c", "raise SystemExit(2)"])
+    assert failing.exit_code == 2 and not (tmp_path / "f.json").exists()
+
+
+def test_read_train_time_sums_stages_and_names_a_missing_record(tmp_path):
+    paths = []
+    for name, seconds in (("a", 10.5), ("b", 20.0)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps({"seconds": seconds, "label": name, "command": "c", "machine": "m"}))
+    timing = read_train_time(paths)
+    assert timing["train_seconds"] == 30.5 and [t["label"] for t in timing["train_time"]] == ["a", "b"]
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        read_train_time([paths[0], tmp_path / "missing.json"])
+
+
+def test_reference_row_needs_measured_time(tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    scores = {"ents_f": 0.8, "ents_p": 0.8, "ents_r": 0.8, "machine": "m"}
+    reference = tmp_path / "default.json"
+    reference.write_text(json.dumps(scores))
+    with pytest.raises(ValueError, match="--train-time"):
+        load_rows(metrics, reference)
+    timing = {"train_seconds": 30.0, "train_time": [{"seconds": 10.0, "label": "stage 1: 6 epochs"}, {"seconds": 20.0, "label": "stage 2: 500 steps"}]}
+    reference.write_text(json.dumps({**scores, **timing}))
+    (row,) = load_rows(metrics, reference)
+    assert row["system"] == "posattn_default_full" and row["train_seconds"] == 30.0
+    assert budget_text(row) == "full: stage 1: 6 epochs, stage 2: 500 steps"
