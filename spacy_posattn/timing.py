@@ -6,6 +6,7 @@ writes its wall time, the command and the machine to RECORD (JSON); `evaluate
 """
 import json
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,15 +18,19 @@ from .machine import describe_machine
 def run_timed(command: Sequence[str], record: Path, label: str = "") -> int:
     """Run `command`, and when it succeeds write its wall seconds to `record`.
 
-    command (Sequence[str]): The command and its arguments.
+    command (Sequence[str]): The command and its arguments; a leading `python` is
+        this interpreter, as in `spacy project run`.
     record (Path): JSON file to write: `seconds`, `command`, `label`, `machine`, `finished`.
     label (str): What the command trains, for reports (e.g. "stage 1: 6 epochs").
     RETURNS (int): The command's exit code (no record is written when it is not 0).
     """
     if not command:
         raise ValueError("No command to time: give it after `--`, e.g. `timed out.json -- python -m spacy train ...`")
+    command = list(command)
+    if command[0] in ("python", "python3"):  # as `spacy project run` does: this interpreter, venv or not
+        command[0] = sys.executable
     start = time.perf_counter()
-    code = subprocess.call(list(command))
+    code = subprocess.call(command)
     seconds = time.perf_counter() - start
     if code == 0:
         record.parent.mkdir(parents=True, exist_ok=True)

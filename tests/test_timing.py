@@ -21,6 +21,13 @@ def test_run_timed_records_wall_time_and_skips_failures(tmp_path):
     assert not failed.exists()
 
 
+def test_run_timed_runs_python_as_this_interpreter(tmp_path, monkeypatch):
+    out = tmp_path / "exe.txt"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no other python to find
+    assert run_timed(["python", "-c", f"import sys; open(r'{out}', 'w').write(sys.executable)"], tmp_path / "t.json") == 0
+    assert out.read_text() == sys.executable
+
+
 def test_timed_cli_passes_the_command_options_through(tmp_path):
     record, out = tmp_path / "t.json", tmp_path / "out.txt"
     child = f"import sys; open(r'{out}', 'w').write(' '.join(sys.argv[1:]))"
