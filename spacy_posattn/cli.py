@@ -250,7 +250,10 @@ def compare_cli(
 def compare_report_cli(
     metrics_root: Path = typer.Option(Path("metrics/compare"), "--metrics", help="Scores written by `compare`"),
     output_dir: Path = typer.Option(Path("results"), "--output", "-o", help="Where compare.md/.json and the plots go"),
-    reference: Optional[Path] = typer.Option(None, "--reference", help="Scores of the full-budget default pipeline, written by `evaluate --train-time` (metrics/CONFIG.json), added as a row (none by default)"),
+    reference: List[str] = typer.Option(
+        [], "--reference",
+        help="NAME=PATH: scores of one of the project's own pipelines (default, stage1, fast), written by `evaluate --train-time`, added as a row; repeatable",
+    ),
     readme: Optional[Path] = typer.Option(None, "--readme", help="Also fill this README's compare-table block"),
 ) -> None:
     """Write results/compare.md and .json and the PNG plots from the scores."""
@@ -264,10 +267,16 @@ def compare_report_cli(
     if readme is not None and not readme.exists():
         msg.warn(f"No {readme} here: its compare table is not updated")
         readme = None
-    if reference is not None and not reference.exists():
-        msg.warn(f"No {reference} yet (`spacy project run all` writes it): the table has no full-budget row")
+    references = {}
+    for item in reference:
+        name, sep, path = item.partition("=")
+        if not sep:
+            msg.fail(f"--reference {item}: give NAME=PATH, e.g. default=metrics/posattn_minilm.json", exits=1)
+        references[name] = Path(path)
+        if not references[name].exists():
+            msg.warn(f"No {path} yet (its workflow writes it): the table has no '{name}' row")
     try:
-        written = write_report(metrics_root, output_dir, reference, readme)
+        written = write_report(metrics_root, output_dir, references, readme)
     except (FileNotFoundError, ValueError) as err:
         msg.fail(str(err), exits=1)
     for path in written:

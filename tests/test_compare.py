@@ -165,7 +165,7 @@ def test_compare_workflow_smoke(tiny_bert, tmp_path):
     assert table.count("\n| ") >= 2 * len(rows)
     for png in ("compare_f1_vs_time.png", "loss_curves.png"):
         assert (project / "results" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
-    assert load_rows(project / "metrics" / "compare", None)[3]["system"] == "posattn_n1"
+    assert load_rows(project / "metrics" / "compare")[3]["system"] == "posattn_n1"
     # compare-speed times what this run trained and leaves out (with a warning) what it did not.
     speed = (project / "results" / "speed.md").read_text()
     assert "| spacy_cnn |" in speed and "| posattn |" not in speed

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from spacy_posattn.cli import app
-from spacy_posattn.compare.report import budget_text, load_rows
+from spacy_posattn.compare.report import budget_text, efficiency_claim, load_rows
 from spacy_posattn.timing import read_train_time, run_timed
 
 
@@ -49,16 +49,35 @@ def test_read_train_time_sums_stages_and_names_a_missing_record(tmp_path):
         read_train_time([paths[0], tmp_path / "missing.json"])
 
 
-def test_reference_row_needs_measured_time(tmp_path):
+def test_reference_rows_need_measured_time(tmp_path):
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     scores = {"ents_f": 0.8, "ents_p": 0.8, "ents_r": 0.8, "machine": "m"}
     reference = tmp_path / "default.json"
     reference.write_text(json.dumps(scores))
     with pytest.raises(ValueError, match="--train-time"):
-        load_rows(metrics, reference)
+        load_rows(metrics, {"default": reference})
+    with pytest.raises(ValueError, match="Unknown reference 'best'"):
+        load_rows(metrics, {"best": reference})
     timing = {"train_seconds": 30.0, "train_time": [{"seconds": 10.0, "label": "stage 1: 6 epochs"}, {"seconds": 20.0, "label": "stage 2: 500 steps"}]}
     reference.write_text(json.dumps({**scores, **timing}))
-    (row,) = load_rows(metrics, reference)
-    assert row["system"] == "posattn_default_full" and row["train_seconds"] == 30.0
-    assert budget_text(row) == "full: stage 1: 6 epochs, stage 2: 500 steps"
+    rows = load_rows(metrics, {"default": reference, "fast": tmp_path / "not_trained_yet.json"})
+    assert [r["system"] for r in rows] == ["posattn_default_full"] and rows[0]["train_seconds"] == 30.0
+    assert budget_text(rows[0]) == "full: stage 1: 6 epochs, stage 2: 500 steps"
+
+
+def test_efficiency_claim_prefers_stage1_at_full_budget():
+    rows = [
+        {"system": "posattn_frozen", "ents_f": 0.81, "train_seconds": 700.0, "budget": "quick", "machine": "m"},
+        {"system": "posattn_default_full", "ents_f": 0.84, "train_seconds": 4000.0, "budget": "full", "machine": "m"},
+        {"system": "posattn_stage1_full", "ents_f": 0.838, "train_seconds": 3000.0, "budget": "full", "machine": "m"},
+    ]
+    claim = efficiency_claim(rows)
+    assert claim["frozen"] == "posattn_stage1_full" and claim["time_ratio"] == pytest.approx(0.75)
+    assert claim["f1_gap_points"] == pytest.approx(0.2) and claim["holds"] is False
+
+
+def test_compare_report_cli_names_a_malformed_reference(tmp_path):
+    result = CliRunner().invoke(app, ["compare-report", "--metrics", str(tmp_path), "--output", str(tmp_path / "out"),
+                                      "--reference", "metrics/posattn_minilm.json"])
+    assert result.exit_code == 1 and "NAME=PATH" in result.output

@@ -10,10 +10,20 @@ TYPES = ["geo", "tim", "org", "gpe", "per", "art", "eve", "nat"]
 FINE_TUNED, FROZEN = "posattn", "posattn_frozen"
 
 
-def load_rows(metrics_root: Path, reference: Optional[Path]) -> List[Dict]:
-    """RETURNS (List[Dict]): One row per scored system, in table order; the
-    full-budget default pipeline (`reference`, scores written by `evaluate
-    --train-time`) last, if given and present."""
+# The project's own pipelines, scored by `evaluate --train-time` after their
+# workflow (metrics/CONFIG*.json): reference name -> (system, label).
+REFERENCES = {
+    "default": ("posattn_default_full", "ours, default pipeline, full budget (`spacy project run all`)"),
+    "stage1": ("posattn_stage1_full", "ours, stage 1 alone: frozen MiniLM, cached features, full budget (`evaluate-stage1`)"),
+    "fast": ("posattn_fast_full", "ours, fast path (`spacy project run fast`)"),
+}
+
+
+def load_rows(metrics_root: Path, references: Optional[Dict[str, Path]] = None) -> List[Dict]:
+    """RETURNS (List[Dict]): One row per scored system, in table order, then
+    the project's own pipelines (`references`: name in REFERENCES -> scores
+    written by `evaluate --train-time`) that exist.
+    Raises ValueError for an unknown name or scores without measured training time."""
     rows = []
     for system in SYSTEMS + ABLATION:
         path = metrics_root / f"{system.name}.json"
@@ -21,15 +31,18 @@ def load_rows(metrics_root: Path, reference: Optional[Path]) -> List[Dict]:
             row = json.loads(path.read_text(encoding="utf8"))
             row["label"] = system.label  # the current wording
             rows.append(row)
-    if reference is not None and reference.exists():
-        ref = json.loads(reference.read_text(encoding="utf8"))
+    for name, path in (references or {}).items():
+        if name not in REFERENCES:
+            raise ValueError(f"Unknown reference '{name}'; known: {', '.join(REFERENCES)}")
+        if not path.exists():
+            continue
+        ref = json.loads(path.read_text(encoding="utf8"))
         if "train_seconds" not in ref:
             raise ValueError(
-                f"{reference} has no train_seconds: score the pipeline with `python -m spacy_posattn evaluate "
-                "... --train-time RECORD` for each training stage's record (project.yml's evaluate does)"
+                f"{path} has no train_seconds: score the pipeline with `python -m spacy_posattn evaluate "
+                "... --train-time RECORD` for each training stage's record (project.yml's evaluate commands do)"
             )
-        ref.setdefault("system", "posattn_default_full")
-        ref.setdefault("label", "ours, default pipeline, full budget (`spacy project run all`)")
+        ref["system"], ref["label"] = REFERENCES[name]
         ref.setdefault("budget", "full")
         rows.append(ref)
     return rows
@@ -39,29 +52,33 @@ def efficiency_claim(rows: List[Dict]) -> Optional[Dict]:
     """The paper's claim, on our numbers: the frozen encoder with cached features
     is within 1 F1 point of full fine-tuning at <= 1/5 of its training time.
 
-    The frozen row is compared with the best full-budget fine-tuned row of our
-    architecture on the same machine; a short ("quick") fine-tune is not
-    "full fine-tuning", so without such a row the claim is reported untested.
+    The frozen side is stage 1 alone at its full budget when that row is there,
+    else the comparison's frozen row; it is set against the best full-budget
+    fine-tuned row of our architecture on the same machine. A short ("quick")
+    fine-tune is not "full fine-tuning", so without such a row the claim is
+    reported untested.
 
     RETURNS (Optional[Dict]): The figures and `holds` (None if untested), or
         None without a frozen row.
     """
-    frozen = next((r for r in rows if r["system"] == FROZEN), None)
-    if frozen is None:
+    by_name = {r["system"]: r for r in rows}
+    frozen_name = next((n for n in ("posattn_stage1_full", FROZEN) if n in by_name), None)
+    if frozen_name is None:
         return None
+    frozen = by_name[frozen_name]
     tuned = [
         r for r in rows
         if r["system"] in (FINE_TUNED, "posattn_default_full") and r.get("budget") == "full"
         and r.get("train_seconds") and r.get("machine") == frozen.get("machine")
     ]
     if not tuned:
-        return {"frozen": FROZEN, "fine_tuned": None, "holds": None,
+        return {"frozen": frozen_name, "fine_tuned": None, "holds": None,
                 "reason": "no full-budget fine-tuned row of posattn on the same machine"}
     tuned_best = max(tuned, key=lambda r: r["ents_f"])
     gap = 100 * (tuned_best["ents_f"] - frozen["ents_f"])
     ratio = frozen["train_seconds"] / tuned_best["train_seconds"]
     return {
-        "frozen": FROZEN, "frozen_budget": frozen.get("budget"), "fine_tuned": tuned_best["system"],
+        "frozen": frozen_name, "frozen_budget": frozen.get("budget"), "fine_tuned": tuned_best["system"],
         "f1_gap_points": gap, "time_ratio": ratio, "holds": gap <= 1.0 and ratio <= 0.2,
     }
 
@@ -145,13 +162,13 @@ def markdown_table(rows: List[Dict], claim: Optional[Dict], speed: Optional[Dict
 
 
 def write_report(
-    metrics_root: Path, output_dir: Path, reference: Optional[Path] = None, readme: Optional[Path] = None
+    metrics_root: Path, output_dir: Path, references: Optional[Dict[str, Path]] = None, readme: Optional[Path] = None
 ) -> List[Path]:
     """Write compare.md, compare.json and the PNG plots, and fill the README's
     table block if `readme` is given; RETURNS the paths written."""
     from . import plots
 
-    rows = load_rows(metrics_root, reference)
+    rows = load_rows(metrics_root, references)
     if not rows:
         raise FileNotFoundError(f"No scores in {metrics_root}: run `python -m spacy_posattn compare` first")
     speed_json = output_dir / "speed.json"
