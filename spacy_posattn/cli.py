@@ -123,6 +123,7 @@ def timed_cli(
     ctx: typer.Context,
     record: Path = typer.Argument(..., help="JSON file for the wall time, e.g. training/posattn_minilm/train_time.json"),
     label: str = typer.Option("", "--label", help="What the command trains, for reports (e.g. 'stage 2: 1000 steps')"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="The GPU the command trains on (-1: CPU), for the record's machine"),
 ) -> None:
     """Run a training command given after `--` and record its wall time, so that
     reports take training time from a measurement:
@@ -132,7 +133,7 @@ def timed_cli(
 
     if not ctx.args:
         msg.fail("No command to time: give it after `--`, e.g. `timed out.json -- python -m spacy train ...`", exits=1)
-    code = run_timed(ctx.args, record, label=label)
+    code = run_timed(ctx.args, record, label=label, gpu_id=gpu_id)
     if code != 0:
         msg.fail(f"`{' '.join(ctx.args)}` failed with exit code {code}; no time recorded", exits=code)
     msg.good(f"Wrote {record}")

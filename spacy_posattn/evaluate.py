@@ -244,7 +244,11 @@ def markdown_report(scores: Dict, title: str) -> str:
         f"| speed | {scores['words_per_second'] or 0:,.0f} words/s ({scores['words']:,} words in {scores['seconds']:.1f} s) |",
     ]
     if scores.get("train_time"):  # measured by `timed`, one record per training stage
-        parts = "; ".join(f"{t['label'] or t['command']}: {t['seconds']:,.0f} s" for t in scores["train_time"])
+        parts = "; ".join(
+            f"{t['label'] or t['command']}: {t['seconds']:,.0f} s"
+            + (f" + {t['feature_seconds_reused']:,.0f} s of features cached earlier" if t.get("feature_seconds_reused") else "")
+            for t in scores["train_time"]
+        )
         lines.append(f"| training wall time ({scores['train_time'][0]['machine']}) | {scores['train_seconds']:,.0f} s ({parts}) |")
     lines += [
         "",

@@ -15,13 +15,14 @@ from typing import Dict, List, Sequence
 from .machine import describe_machine
 
 
-def run_timed(command: Sequence[str], record: Path, label: str = "") -> int:
+def run_timed(command: Sequence[str], record: Path, label: str = "", gpu_id: int = -1) -> int:
     """Run `command`, and when it succeeds write its wall seconds to `record`.
 
     command (Sequence[str]): The command and its arguments; a leading `python` is
         this interpreter, as in `spacy project run`.
     record (Path): JSON file to write: `seconds`, `command`, `label`, `machine`, `finished`.
     label (str): What the command trains, for reports (e.g. "stage 1: 6 epochs").
+    gpu_id (int): The GPU the command trains on (-1: CPU), for the record's machine.
     RETURNS (int): The command's exit code (no record is written when it is not 0).
     """
     if not command:
@@ -38,7 +39,7 @@ def run_timed(command: Sequence[str], record: Path, label: str = "") -> int:
             "seconds": seconds,
             "command": " ".join(command),
             "label": label,
-            "machine": describe_machine(),
+            "machine": describe_machine(gpu_id),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         record.write_text(json.dumps(data, indent=2), encoding="utf8")
@@ -48,16 +49,28 @@ def run_timed(command: Sequence[str], record: Path, label: str = "") -> int:
 def read_train_time(records: Sequence[Path]) -> Dict:
     """Sum the training time of one pipeline's stages.
 
+    A `train-cached` stage that read its features from a cache another command
+    computed did not pay for the feature pass: its log beside the record
+    (train_log.jsonl) has `feature_seconds_reused`, which is added to that
+    stage, as `compare` does, so a stage costs the same whichever ran first.
+
     records (Sequence[Path]): Files written by `run_timed`, one per training stage.
-    RETURNS (Dict): `train_seconds` (the total) and `train_time` (the records).
+    RETURNS (Dict): `train_seconds` (the total) and `train_time` (the records,
+        with `feature_seconds_reused` where a log has it).
     Raises FileNotFoundError naming a missing record and the command that writes it.
     """
     parts: List[Dict] = []
-    for path in records:
-        if not Path(path).exists():
+    for path in map(Path, records):
+        if not path.exists():
             raise FileNotFoundError(
                 f"No training-time record {path}: it is written when the training command runs under "
                 f"`python -m spacy_posattn timed {path} -- ...` (as project.yml's train commands do)"
             )
-        parts.append(json.loads(Path(path).read_text(encoding="utf8")))
-    return {"train_seconds": sum(p["seconds"] for p in parts), "train_time": parts}
+        part = json.loads(path.read_text(encoding="utf8"))
+        log = path.parent / "train_log.jsonl"
+        lines = log.read_text(encoding="utf8").splitlines() if log.exists() else []
+        last = json.loads(lines[-1]) if lines and lines[-1].strip() else {}
+        part["feature_seconds_reused"] = last.get("feature_seconds_reused", 0.0)
+        parts.append(part)
+    total = sum(p["seconds"] + p["feature_seconds_reused"] for p in parts)
+    return {"train_seconds": total, "train_time": parts}

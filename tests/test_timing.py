@@ -50,13 +50,14 @@ def test_read_train_time_sums_stages_and_names_a_missing_record(tmp_path):
 
 
 def test_reference_rows_need_measured_time(tmp_path):
+    """Scores without measured training time make no row (with a warning)."""
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     scores = {"ents_f": 0.8, "ents_p": 0.8, "ents_r": 0.8, "machine": "m"}
     reference = tmp_path / "default.json"
     reference.write_text(json.dumps(scores))
-    with pytest.raises(ValueError, match="--train-time"):
-        load_rows(metrics, {"default": reference})
+    with pytest.warns(UserWarning, match="--train-time"):
+        assert load_rows(metrics, {"default": reference}) == []
     with pytest.raises(ValueError, match="Unknown reference 'best'"):
         load_rows(metrics, {"best": reference})
     timing = {"train_seconds": 30.0, "train_time": [{"seconds": 10.0, "label": "stage 1: 6 epochs"}, {"seconds": 20.0, "label": "stage 2: 500 steps"}]}
@@ -75,6 +76,21 @@ def test_efficiency_claim_prefers_stage1_at_full_budget():
     claim = efficiency_claim(rows)
     assert claim["frozen"] == "posattn_stage1_full" and claim["time_ratio"] == pytest.approx(0.75)
     assert claim["f1_gap_points"] == pytest.approx(0.2) and claim["holds"] is False
+    # A stage-1 row from another machine than every full fine-tune: the frozen row that has one is used.
+    rows[2]["machine"] = "GPU: H200"
+    assert efficiency_claim(rows)["frozen"] == "posattn_frozen"
+
+
+def test_read_train_time_adds_the_feature_pass_a_stage_read_from_cache(tmp_path):
+    record = tmp_path / "heads" / "train_time.json"
+    assert run_timed([sys.executable, "-c", "pass"], record, label="stage 1") == 0
+    log = [{"epoch": 1, "feature_seconds": 400.0, "feature_seconds_reused": 0.0},
+           {"epoch": 2, "feature_seconds": 400.0, "feature_seconds_reused": 400.0}]
+    (record.parent / "train_log.jsonl").write_text("\n".join(json.dumps(r) for r in log) + "\n")
+    timing = read_train_time([record])
+    seconds = timing["train_time"][0]["seconds"]
+    assert timing["train_time"][0]["feature_seconds_reused"] == 400.0
+    assert timing["train_seconds"] == pytest.approx(seconds + 400.0)
 
 
 def test_compare_report_cli_names_a_malformed_reference(tmp_path):
