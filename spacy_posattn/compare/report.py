@@ -193,8 +193,9 @@ def write_report(
     loss_plot = plots.loss_curves(rows, logs, output_dir / "loss_curves.png")
     if loss_plot:
         written.append(loss_plot)
-    # The confusion matrix of our best-scoring fine-tuned row (the full-budget one when present).
-    ours = [r for r in rows if r["system"] in (FINE_TUNED, "posattn_default_full") and r.get("type_confusion")]
+    # The confusion matrix of our best-scoring row (the project's own pipelines included).
+    mine = (FINE_TUNED, FROZEN) + tuple(system for system, _ in REFERENCES.values())
+    ours = [r for r in rows if r["system"] in mine and r.get("type_confusion")]
     confusion_row = max(ours, key=lambda r: r["ents_f"], default=None)
     if confusion_row:
         written.append(plots.confusion_matrix(confusion_row, output_dir / "confusion_entity_types.png"))

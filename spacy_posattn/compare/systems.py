@@ -2,8 +2,8 @@
 
 Every system is trained on the project's GMB split and scored on its test split
 by the same code (`spacy_posattn.evaluate.score_docs`). A budget caps training:
-"quick" gives each system a few minutes of training on 2 CPU cores (2 to 8; the
-whole comparison in 53 minutes, measured), "full" the budget the configs were written for,
+"quick" gives each system a few minutes of training on 2 CPU cores (2.5 to 18;
+the whole comparison in 78 minutes, measured), "full" the budget the configs were written for,
 "smoke" a few steps per system, to check the workflow end to end (scores meaningless).
 """
 from dataclasses import dataclass, field
