@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from spacy_posattn.compare.runner import read_log
+
 metrics, training, output = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 runs = sorted(metrics.glob("n*.json"), key=lambda p: int(p.stem[1:]))
 if not runs:
@@ -28,7 +30,7 @@ lines = [
 ]
 for n, s in rows:
     label = "; ".join(t["label"] for t in s.get("train_time", []))
-    log = [json.loads(line) for line in (training / f"n{n}" / "train_log.jsonl").read_text(encoding="utf8").splitlines() if line.strip()]
+    log = read_log(training / f"n{n}" / "train_log.jsonl")
     reused = log[-1].get("feature_seconds_reused", 0.0)
     features = f"{reused:,.0f} s, cached earlier" if reused else f"{log[-1]['feature_seconds']:,.0f} s, this run"
     dev_f = [r["scores"]["ents_f"] for r in log if r["scores"].get("ents_f") is not None]

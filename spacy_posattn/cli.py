@@ -131,9 +131,10 @@ def timed_cli(
     Exits with the command's exit code; a failed command writes no record."""
     from .timing import run_timed
 
-    if not ctx.args:
-        msg.fail("No command to time: give it after `--`, e.g. `timed out.json -- python -m spacy train ...`", exits=1)
-    code = run_timed(ctx.args, record, label=label, gpu_id=gpu_id)
+    try:
+        code = run_timed(ctx.args, record, label=label, gpu_id=gpu_id)
+    except ValueError as err:  # no command given
+        msg.fail(str(err), exits=1)
     if code != 0:
         msg.fail(f"`{' '.join(ctx.args)}` failed with exit code {code}; no time recorded", exits=code)
     msg.good(f"Wrote {record}")

@@ -59,6 +59,8 @@ def read_train_time(records: Sequence[Path]) -> Dict:
         with `feature_seconds_reused` where a log has it).
     Raises FileNotFoundError naming a missing record and the command that writes it.
     """
+    from .compare.runner import read_log
+
     parts: List[Dict] = []
     for path in map(Path, records):
         if not path.exists():
@@ -67,10 +69,8 @@ def read_train_time(records: Sequence[Path]) -> Dict:
                 f"`python -m spacy_posattn timed {path} -- ...` (as project.yml's train commands do)"
             )
         part = json.loads(path.read_text(encoding="utf8"))
-        log = path.parent / "train_log.jsonl"
-        lines = log.read_text(encoding="utf8").splitlines() if log.exists() else []
-        last = json.loads(lines[-1]) if lines and lines[-1].strip() else {}
-        part["feature_seconds_reused"] = last.get("feature_seconds_reused", 0.0)
+        log = read_log(path.parent / "train_log.jsonl")
+        part["feature_seconds_reused"] = log[-1].get("feature_seconds_reused", 0.0) if log else 0.0
         parts.append(part)
     total = sum(p["seconds"] + p["feature_seconds_reused"] for p in parts)
     return {"train_seconds": total, "train_time": parts}
