@@ -111,7 +111,14 @@ def test_training_config_applies_ablation_and_budget(tmp_path):
 
 
 def row(system, f, seconds, **extra):
-    return {"system": system, "label": system, "ents_f": f, "ents_p": f, "ents_r": f, "train_seconds": seconds, **extra}
+    fields = {"system": system, "label": system, "ents_f": f, "ents_p": f, "ents_r": f, "train_seconds": seconds, "docs": 480}
+    return {**fields, **extra}
+
+
+def test_table_states_each_rows_test_docs():
+    table = markdown_table([row("crf", 0.83, 10.0, docs=4796), row("posattn", 0.84, 99.0)], None, None)
+    crf, ours = [line for line in table.splitlines() if line.startswith(("| crf", "| posattn"))][:2]
+    assert crf.split(" | ")[4] == "4,796" and ours.split(" | ")[4] == "480"
 
 
 @pytest.mark.parametrize(

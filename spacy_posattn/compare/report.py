@@ -131,16 +131,18 @@ def markdown_table(rows: List[Dict], claim: Optional[Dict], speed: Optional[Dict
         "training command (initialization and dev evaluations included; for the frozen rows, the",
         "one-off feature pass plus the head epochs). Words/s: `nlp.pipe` over the test split.",
         "Raw text: the pipeline's own tokenizer on the docs' text, aligned to the gold tokens by spaCy's `Example`.",
+        "Every row is scored on the same test sentences; test Docs says how they were grouped (the",
+        "`n_sents` the pipeline was trained with: 480 Docs of 10 sentences, or 4,796 of one).",
         "",
-        "| system | budget | train time | epochs | entity P | entity R | **entity F1** | flat F1 | POS acc. | raw-text F1 / POS | words/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| system | budget | train time | epochs | test Docs | entity P | entity R | **entity F1** | flat F1 | POS acc. | raw-text F1 / POS | words/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         epochs = r.get("epochs")
         wps = r.get("words_per_second")
         lines.append(
             f"| {r['label']} | {budget_text(r)} | {r.get('train_seconds', 0):,.0f} s | "
-            f"{'–' if epochs is None else f'{epochs:.2f}'} | {pct(r['ents_p'])} | {pct(r['ents_r'])} | "
+            f"{'–' if epochs is None else f'{epochs:.2f}'} | {r['docs']:,} | {pct(r['ents_p'])} | {pct(r['ents_r'])} | "
             f"**{pct(r['ents_f'])}** | {pct(r.get('token_flat_f1'))} | {pct(r.get('tag_acc'))} | "
             f"{pct(r.get('raw_ents_f'))} / {pct(r.get('raw_tag_acc'))} | {'–' if not wps else f'{wps:,.0f}'} |"
         )
