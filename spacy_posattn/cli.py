@@ -203,7 +203,7 @@ def train_cached_cli(
 def compare_cli(
     budget: str = typer.Option("quick", "--budget", "-b", help="quick (minutes per system; 53 min in all on 2 cores), full, or smoke (a few steps, to check the workflow)"),
     systems: str = typer.Option("", "--systems", "-s", help="Comma-separated system names (default: all)"),
-    corpus: Path = typer.Option(Path("corpus"), "--corpus", help="Corpus root: train/dev/test.spacy, n1/ for one sentence per Doc"),
+    corpus: Path = typer.Option(Path("corpus"), "--corpus", help="Corpus root: train/dev/test.spacy, n10/ for 10 sentences per Doc"),
     train_root: Path = typer.Option(Path("training/compare"), "--training", help="Where each system is trained"),
     metrics_root: Path = typer.Option(Path("metrics/compare"), "--metrics", help="Where each system's scores go"),
     encoder: str = typer.Option("bundled:all-minilm-l6-v2", "--encoder", help="BERT for the transformer systems"),

@@ -22,7 +22,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("corpus")
     source = write_tiny_gmb(root / "tiny.zip", n_sentences=40)
     convert(source, root, n_sents=2)
-    convert(source, root / "n1", n_sents=1)
+    convert(source, root / "n10", n_sents=10)
     return root
 
 
@@ -88,7 +88,7 @@ def test_feature_cache_trains_and_matches_the_listener(tiny_bert, tiny_corpus, t
 def test_systems_cover_the_issue():
     names = {s.name for s in SYSTEMS}
     assert {"crf", "bilstm", "transformer_scratch", "spacy_cnn", "spacy_trf_ner", "posattn", "posattn_linear",
-            "posattn_nolex", "posattn_n1", "posattn_frozen"} <= names
+            "posattn_nolex", "posattn_n10", "posattn_frozen"} <= names
     for system in SYSTEMS:
         assert set(system.budgets) == {"quick", "full", "smoke"}, system.name
     with pytest.raises(ValueError, match="Unknown system.*nope"):
@@ -155,7 +155,7 @@ def test_compare_workflow_smoke(tiny_bert, tmp_path):
     shutil.copytree(ROOT / "configs", project / "configs")
     shutil.copytree(ROOT / "scripts", project / "scripts")
     source = write_tiny_gmb(tmp_path / "tiny_gmb.zip")
-    systems = "spacy_cnn,crf,posattn_nolex,posattn_n1,linear_frozen"
+    systems = "spacy_cnn,crf,posattn_nolex,posattn_n10,linear_frozen"
     out = run(
         [sys.executable, "-m", "spacy", "project", "run", "compare", str(project), f"--vars.gmb_source={source}",
          f"--vars.encoder={tiny_bert}", "--vars.n_sents=2", "--vars.compare_budget=smoke",
@@ -172,7 +172,7 @@ def test_compare_workflow_smoke(tiny_bert, tmp_path):
     assert table.count("\n| ") >= 2 * len(rows)
     for png in ("compare_f1_vs_time.png", "loss_curves.png"):
         assert (project / "results" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
-    assert load_rows(project / "metrics" / "compare")[3]["system"] == "posattn_n1"
+    assert load_rows(project / "metrics" / "compare")[3]["system"] == "posattn_n10"
     # compare-speed times what this run trained and leaves out (with a warning) what it did not.
     speed = (project / "results" / "speed.md").read_text()
     assert "| spacy_cnn |" in speed and "| posattn |" not in speed

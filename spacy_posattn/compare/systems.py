@@ -88,7 +88,7 @@ SYSTEMS: List[System] = [
         overrides={"components.posattn_ner.model.lexical": None}, budgets=_steps(150, 3000, 50),
     ),
     System(
-        "posattn_n1", "ours, 1 sentence per Doc (default 10)", "spacy", OURS, corpus="n1",
+        "posattn_n10", "ours, 10 sentences per Doc (default 1)", "spacy", OURS, corpus="n10",
         budgets=_steps(150, 3000, 50),
     ),
     System(
