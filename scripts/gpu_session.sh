@@ -31,7 +31,7 @@ timeout $(( budget / 2 )) "$py" -m spacy_posattn train-cached configs/posattn_mi
   --training.batcher.size 1000 2>&1 | timestamped > "$out/stage1.log"
 stamp "stage 1 rc=${PIPESTATUS[0]}"
 cp /tmp/heads/train_log.jsonl "$out/stage1_train_log.jsonl" 2>/dev/null
-timeout 90 "$py" -m spacy_posattn evaluate /tmp/heads/model-best "$corpus/test.spacy" --gpu-id 0 \
+[ -d /tmp/heads/model-best ] && timeout 90 "$py" -m spacy_posattn evaluate /tmp/heads/model-best "$corpus/test.spacy" --gpu-id 0 \
   --batch-size 256 --output "$out/stage1_test.json" >> "$out/stage1.log" 2>&1
 stamp "stage 1 test: $(grep -h -E 'entity P|POS acc' "$out/stage1_test.md" 2>/dev/null | tr '\n' ' ')"
 rm -f "$out"/*.png "$out/stage1_test.md"
@@ -44,7 +44,12 @@ if [ "${SPEED:-1}" != 0 ]; then
 fi
 
 steps_s=$(( $(left) - 60 ))
-stamp "stage 2: warm fine-tune for $steps_s s"
+if [ ! -d /tmp/heads/model-best ]; then
+  stamp "stage 2 skipped: stage 1 saved no model-best (no epoch finished within its time)"
+  steps_s=0
+else
+  stamp "stage 2: warm fine-tune for $steps_s s"
+fi
 if [ "$steps_s" -gt 60 ]; then
   timeout "$steps_s" "$py" -m spacy train configs/posattn_minilm_warm.cfg --output /tmp/full --gpu-id 0 \
     --paths.heads /tmp/heads/model-best --paths.train "$corpus/train.spacy" --paths.dev "$corpus/dev.spacy" \
