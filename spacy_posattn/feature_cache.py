@@ -10,6 +10,7 @@ it runs on raw text like any other.
 import hashlib
 import json
 import random
+import resource
 import time
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
@@ -282,12 +283,13 @@ def train_cached(
                 "losses": {k: losses.get(k, 0.0) for k in heads},
                 "train_loss_per_token": {k: losses.get(k, 0.0) / n_train_words for k in heads},
                 "dev_loss_per_token": {k: v / max(n_dev_words, 1) for k, v in dev_losses.items()},
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
             log.write(json.dumps(line) + "\n")
             log.flush()
             current = f" ({current_scores['ents_f'] * 100:.2f} without the averages)" if current_scores else ""
             print(f"epoch {epoch}: step {step}, dev {scores.get('ents_f', 0) * 100:.2f} F1{current}, "
-                  f"score {score:.4f}, {line['seconds']:.0f} s", flush=True)
+                  f"score {score:.4f}, {line['seconds']:.0f} s, peak RSS {line['peak_rss_mib']:,.0f} MiB", flush=True)
     return best
 
 
