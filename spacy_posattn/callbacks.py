@@ -1,8 +1,11 @@
-"""Training callbacks (`[training] before_update`)."""
+"""Training callbacks (`[training] before_update`) and glibc's malloc settings."""
+import ctypes
+import ctypes.util
 import resource
 import sys
 import time
-from typing import Callable, Dict
+from functools import lru_cache
+from typing import Any, Callable, Dict, Optional
 
 from spacy.language import Language
 from spacy.util import registry
@@ -64,3 +67,56 @@ def create_malloc_mmap_threshold_v1(threshold: int = 4194304) -> Callable[[Langu
         return nlp
 
     return set_threshold
+
+
+@lru_cache(maxsize=1)
+def _glibc() -> Optional[Any]:
+    """RETURNS (Optional[ctypes.CDLL]): The C library where it is glibc, else None."""
+    name = ctypes.util.find_library("c")
+    if not (name and sys.platform.startswith("linux")):
+        return None
+    libc = ctypes.CDLL(name)
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+def malloc_trim() -> bool:
+    """Give the free memory that glibc's heap holds back to the OS (`malloc_trim(0)`).
+
+    RETURNS (bool): Whether it was called (False where glibc is absent).
+    """
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+@registry.callbacks("spacy-posattn.malloc_trim.v1")
+def create_malloc_trim_v1(
+    every: int = 100, then: Optional[Callable[[Language, Dict], None]] = None
+) -> Callable[[Language, Dict], None]:
+    """Return the heap's free memory to the OS every `every` training steps, then
+    call `then` (another `before_update` callback, e.g. log_step_time) at every step.
+
+    Freed tensors below the mmap threshold (`malloc_mmap_threshold.v1`) stay in
+    glibc's heap, which fragments: stage 1 on one-sentence Docs grew by about
+    1 GB of such memory a minute and ran out of 24 GB in its fifth epoch; one
+    malloc_trim on the running process took it from 8.4 to 1.2 GB. Does nothing
+    where glibc is absent. `train-cached` calls it as `spacy train` does.
+
+    Use as `[training.before_update] @callbacks = "spacy-posattn.malloc_trim.v1"`.
+
+    every (int): Trim after this many steps; 0 never trims.
+    then (Optional[Callable[[Language, Dict], None]]): Called at every step after the trim.
+    RETURNS (Callable[[Language, Dict], None]): The callback.
+    """
+    if every < 0:
+        raise ValueError(f"malloc_trim.v1: every must be >= 0 (steps between trims), not {every}")
+
+    def before_update(nlp: Language, args: Dict) -> None:
+        if every and args["step"] and args["step"] % every == 0:
+            malloc_trim()
+        if then is not None:
+            then(nlp, args)
+
+    return before_update

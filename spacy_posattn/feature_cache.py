@@ -222,7 +222,7 @@ def train_cached(
     if isinstance(learn_rate, dict) and "total_steps" in learn_rate:
         learn_rate["total_steps"] = epochs * steps_per_epoch
     T = registry.resolve(resolved["training"], schema=ConfigSchemaTraining)
-    optimizer, batcher = T["optimizer"], T["batcher"]
+    optimizer, batcher, before_update = T["optimizer"], T["batcher"], T["before_update"]
 
     chains = listener_chains(nlp)
     pool = next(iter(chains.values()))
@@ -254,6 +254,8 @@ def train_cached(
             losses: Dict[str, float] = {}
             progress = Progress(f"epoch {epoch}/{epochs}", n_train_words)
             for batch in batcher(train):
+                if before_update is not None:  # as spacy train calls it: step and epoch from 0
+                    before_update(nlp, {"step": step, "epoch": epoch - 1})
                 nlp.update(batch, drop=T["dropout"], sgd=optimizer, losses=losses, exclude=["transformer"])
                 optimizer.step_schedules()  # as spaCy's training loop does: warmup and decay
                 step += 1
