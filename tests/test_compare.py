@@ -135,6 +135,14 @@ def test_efficiency_claim_verdict(frozen_f, frozen_s, holds):
     assert ("**holds**" in markdown_table(rows, claim, None)) is holds
 
 
+def test_efficiency_claim_says_above_when_the_frozen_side_wins():
+    machine = {"machine": "CPU: 2 cores"}
+    rows = [row("posattn_default_full", 0.8431, 2734.0, budget="full", **machine),
+            row("posattn_stage1_full", 0.8454, 1564.0, budget="full", **machine)]
+    table = markdown_table(rows, efficiency_claim(rows), None)
+    assert "0.23 F1 points above `posattn_default_full`" in table and "-0.23" not in table
+
+
 def test_efficiency_claim_needs_a_full_fine_tune_on_the_same_machine():
     frozen = row("posattn_frozen", 0.835, 100.0, budget="quick", machine="CPU: 2 cores")
     quick_tune = row("posattn", 0.80, 300.0, budget="quick", machine="CPU: 2 cores")

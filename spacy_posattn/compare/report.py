@@ -158,7 +158,8 @@ def markdown_table(rows: List[Dict], claim: Optional[Dict], speed: Optional[Dict
             "",
             f"**Efficiency claim** (frozen encoder within 1 F1 point of full fine-tuning at ≤ 1/5 of its training "
             f"time): **{verdict}** here. `{claim['frozen']}` ({claim['frozen_budget']} budget) is "
-            f"{claim['f1_gap_points']:.2f} F1 points below `{claim['fine_tuned']}` (full budget) at "
+            f"{abs(claim['f1_gap_points']):.2f} F1 points {'below' if claim['f1_gap_points'] >= 0 else 'above'} "
+            f"`{claim['fine_tuned']}` (full budget) at "
             f"{claim['time_ratio']:.2f}× its training time.",
         ]
     if speed:
