@@ -57,13 +57,10 @@ def create_malloc_mmap_threshold_v1(threshold: int = 4194304) -> Callable[[Langu
     """
 
     def set_threshold(nlp: Language) -> Language:
-        import ctypes
-        import ctypes.util
-
-        name = ctypes.util.find_library("c")
-        if threshold and name and sys.platform.startswith("linux"):
+        libc = _glibc()
+        if threshold and libc is not None:
             M_MMAP_THRESHOLD = -3
-            ctypes.CDLL(name).mallopt(M_MMAP_THRESHOLD, threshold)
+            libc.mallopt(M_MMAP_THRESHOLD, threshold)
         return nlp
 
     return set_threshold
