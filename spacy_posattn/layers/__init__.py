@@ -1,4 +1,5 @@
 from .averages import AveragedParamsShim, use_averaged_params_shims
+from .feature_dropout import feature_dropout
 from .encoder_rate import ScaledRateHFShim, set_encoder_lr_scale
 from .int8 import Int8HFShim, set_encoder_int8
 from .positional_attention import PositionalAttentionEncoder, positional_attention_encoder
@@ -8,6 +9,7 @@ __all__ = [
     "Int8HFShim",
     "PositionalAttentionEncoder",
     "ScaledRateHFShim",
+    "feature_dropout",
     "positional_attention_encoder",
     "set_encoder_int8",
     "set_encoder_lr_scale",
