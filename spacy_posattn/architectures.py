@@ -9,7 +9,13 @@ from thinc.api import Dropout, Linear, Model, Softmax_v2, chain, concatenate, wi
 from thinc.types import Floats2d
 
 from .forking import one_torch_thread_after_fork
-from .layers import feature_dropout, positional_attention_encoder, set_encoder_int8, set_encoder_lr_scale
+from .layers import (
+    feature_dropout,
+    positional_attention_encoder,
+    set_encoder_group_rows,
+    set_encoder_int8,
+    set_encoder_lr_scale,
+)
 from .layers.scalar_mix import build_scalar_mix_listener_v1, convert_transformer_outputs  # noqa: F401
 
 BUNDLED_ENCODER = "bundled:all-minilm-l6-v2"
@@ -180,6 +186,7 @@ def build_transformer_model_v1(
     grad_scaler_config: dict = SimpleFrozenDict(),
     lr_scale: float = 1.0,
     int8: str = "none",
+    group_rows: int = 0,
 ) -> Model:
     """`spacy-transformers.TransformerModel.v3`, plus the name
     `"bundled:all-minilm-l6-v2"` for the MiniLM-L6 uncased BERT that the
@@ -198,6 +205,11 @@ def build_transformer_model_v1(
         only: training with it raises an error. Turn it on for a trained
         pipeline with `spacy.load(path, config={"components.transformer.model.int8": "attention"})`
         or `python -m spacy_posattn quantize`.
+    group_rows (int): At prediction, run the batch's spans through the encoder
+        sorted by length, in groups of this many, each padded only to its own
+        longest span; spacy-transformers pads them all to the batch's longest.
+        The outputs are the same up to float rounding. 0 (the default) runs
+        the batch at once, as spacy-transformers does. Training is unchanged.
     Other arguments: as `spacy-transformers.TransformerModel.v3`. With
         `transformer_config = {"output_hidden_states": true}` it gives every
         hidden layer, for `spacy-posattn.ScalarMixListener.v1`.
@@ -218,6 +230,7 @@ def build_transformer_model_v1(
     # optimizer's parameter averages in use_params (thinc's doesn't).
     set_encoder_lr_scale(model, lr_scale)
     set_encoder_int8(model, int8)
+    set_encoder_group_rows(model, group_rows)
     return model
 
 

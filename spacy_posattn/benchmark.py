@@ -2,7 +2,7 @@
 rounds (`python -m spacy_posattn benchmark`).
 
 Each system is a trained pipeline folder, optionally loaded with an int8 part
-(`NAME=FOLDER@int8:attention`), or a config file that is built and initialised
+and/or length groups (`NAME=FOLDER@int8:attention@group_rows:16`), or a config file that is built and initialised
 on a few training docs: an untrained pipeline of the same architecture runs at
 the same speed, which is all that is measured here (the table says which
 systems were untrained). Texts are timed as whole documents and as single
@@ -21,28 +21,44 @@ from spacy.util import load_config, load_model_from_config
 UNITS = ("sentences", "docs")
 
 
-def parse_system(spec: str) -> Tuple[str, str, str]:
-    """"NAME=PATH" or "NAME=PATH@int8:PARTS" -> (name, path, int8 parts or "")."""
+# `@KEY:VALUE` options of a system: the transformer's config value each sets when loading.
+SYSTEM_OPTIONS = {"int8": str, "group_rows": int}
+SPEC_FORM = "NAME=FOLDER_OR_CONFIG[@int8:PARTS][@group_rows:N]"
+
+
+def parse_system(spec: str) -> Tuple[str, str, Dict[str, object]]:
+    """"NAME=PATH", optionally followed by `@int8:PARTS` and/or `@group_rows:N`
+    -> (name, path, {option: value})."""
     if "=" not in spec:
-        raise ValueError(f"Give a system as NAME=FOLDER_OR_CONFIG[@int8:PARTS], got '{spec}'")
+        raise ValueError(f"Give a system as {SPEC_FORM}, got '{spec}'")
     name, rest = spec.split("=", 1)
-    path, _, option = rest.partition("@")
-    int8 = ""
-    if option:
-        key, _, int8 = option.partition(":")
-        if key != "int8" or not int8:
-            raise ValueError(f"{name}: unknown option '@{option}'; the only one is @int8:PARTS")
+    path, *options = rest.split("@")
     if not name or not path:
-        raise ValueError(f"Give a system as NAME=FOLDER_OR_CONFIG[@int8:PARTS], got '{spec}'")
-    return name, path, int8
+        raise ValueError(f"Give a system as {SPEC_FORM}, got '{spec}'")
+    chosen: Dict[str, object] = {}
+    for option in options:
+        key, _, value = option.partition(":")
+        if key not in SYSTEM_OPTIONS or not value:
+            raise ValueError(f"{name}: unknown option '@{option}'; use {SPEC_FORM}")
+        try:
+            chosen[key] = SYSTEM_OPTIONS[key](value)
+        except ValueError:
+            raise ValueError(f"{name}: option '@{option}' needs a number") from None
+    return name, path, chosen
 
 
-def load_system(path: str, int8: str, train_path: Optional[Path], gpu: bool = False) -> Tuple[Language, bool]:
+def describe_options(options: Dict[str, object]) -> str:
+    """' int8 all, group_rows 16' for the table's system column ('' for none)."""
+    return "".join(f"{',' if i else ''} {key} {value}" for i, (key, value) in enumerate(options.items()))
+
+
+def load_system(path: str, options: Dict[str, object], train_path: Optional[Path], gpu: bool = False) -> Tuple[Language, bool]:
     """Load a pipeline folder, or build and initialise one from a config.
 
+    options (Dict[str, object]): Transformer config values to set (`int8`, `group_rows`).
     RETURNS (Tuple[Language, bool]): The pipeline, and whether it is trained.
     """
-    overrides = {"components.transformer.model.int8": int8} if int8 else {}
+    overrides = {f"components.transformer.model.{key}": value for key, value in options.items()}
     if not Path(path).exists():
         raise ValueError(f"No pipeline folder or config at {path}")
     if Path(path).is_dir():

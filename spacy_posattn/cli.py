@@ -352,7 +352,7 @@ def profile_cli(
 
 @app.command("benchmark")
 def benchmark_cli(
-    systems: str = typer.Argument(..., help="NAME=FOLDER_OR_CONFIG[@int8:PARTS] pairs, comma-separated"),
+    systems: str = typer.Argument(..., help="NAME=FOLDER_OR_CONFIG[@int8:PARTS][@group_rows:N] pairs, comma-separated"),
     data_path: Path = typer.Argument(..., help="A .spacy file, e.g. corpus/test.spacy"),
     anchor: str = typer.Option("", "--anchor", "-a", help="The system the ratios are against (default: the last)"),
     train_path: Optional[Path] = typer.Option(None, "--train", help="A .spacy file to initialise config systems on"),
@@ -366,12 +366,13 @@ def benchmark_cli(
     """Words/s of several pipelines in one process, in interleaved rounds, on
     single sentences and on whole docs, with each one's ratio to the anchor.
     A system is a trained pipeline folder, optionally loaded with an int8 part
-    (`@int8:attention`), or a config to build and initialise (speed only)."""
+    (`@int8:attention`) and/or encoder length groups (`@group_rows:16`), or a
+    config to build and initialise (speed only)."""
     import sys
 
     from thinc.api import require_gpu
 
-    from .benchmark import UNITS, benchmark_markdown, load_system, load_units, parse_system, run_benchmark
+    from .benchmark import UNITS, benchmark_markdown, describe_options, load_system, load_units, parse_system, run_benchmark
 
     try:
         specs = [parse_system(s.strip()) for s in systems.split(",") if s.strip()]
@@ -389,10 +390,10 @@ def benchmark_cli(
         if gpu_id >= 0:
             require_gpu(gpu_id)
         loaded, described = {}, {}
-        for name, path, int8 in specs:
-            nlp, trained = load_system(path, int8, train_path)
+        for name, path, options in specs:
+            nlp, trained = load_system(path, options, train_path)
             loaded[name] = nlp
-            described[name] = f"{path}{' int8 ' + int8 if int8 else ''}{'' if trained else ' (untrained: speed only)'}"
+            described[name] = f"{path}{describe_options(options)}{'' if trained else ' (untrained: speed only)'}"
         all_units = load_units(data_path, limit=limit)
     except (OSError, ValueError) as err:
         msg.fail(str(err), exits=1)

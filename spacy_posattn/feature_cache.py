@@ -161,13 +161,20 @@ def write_features(vectors: Iterator[numpy.ndarray], n_tokens: int, path: Path) 
     del out
 
 
+# Transformer settings that leave the frozen encoder's vectors as they are: the
+# encoder's learning-rate scale, and the length groups of prediction (the same
+# outputs up to float rounding).
+NOT_IN_CACHE_KEY = ("lr_scale", "group_rows")
+
+
 def cache_key(config: Dict, chains: Dict[str, Model], corpus_path: str) -> str:
     """RETURNS (str): What the cached vectors depend on: the transformer's
-    config, the listeners' config (pooling), and the corpus file (path, size,
-    modification time). A local encoder folder adds its config's modification time."""
+    config (but `NOT_IN_CACHE_KEY`), the listeners' config (pooling), and the
+    corpus file (path, size, modification time). A local encoder folder adds
+    its config's modification time."""
     from .architectures import resolve_encoder
 
-    trf = config["components"]["transformer"]["model"]
+    trf = {k: v for k, v in config["components"]["transformer"]["model"].items() if k not in NOT_IN_CACHE_KEY}
     listeners = {json.dumps(config["components"][name]["model"]["tok2vec"], sort_keys=True, default=str)
                  for name in chains}
     if len(listeners) != 1:

@@ -21,3 +21,21 @@ def test_write_features_checks_the_token_count(tmp_path):
         write_features(iter([numpy.zeros((8, 2), numpy.float16)]), 9, tmp_path / "f.npy")
     write_features(iter([]), 0, tmp_path / "empty.npy")
     assert numpy.load(tmp_path / "empty.npy").shape == (0, 0)
+
+
+def test_cache_key_follows_what_changes_the_vectors(tmp_path):
+    from spacy_posattn.feature_cache import cache_key
+
+    corpus = tmp_path / "train.spacy"
+    corpus.write_bytes(b"x")
+
+    def key(**trf):
+        model = {"name": "some/bert", "get_spans": {"window": 128}, "lr_scale": 0.2, "group_rows": 16, **trf}
+        tok2vec = {"pooling": "mean"}
+        config = {"components": {"transformer": {"model": model}, "ner": {"model": {"tok2vec": tok2vec}}}}
+        return cache_key(config, {"ner": None}, str(corpus))
+
+    assert key() == key(lr_scale=1.0) == key(group_rows=0)  # the same vectors
+    assert key() != key(name="other/bert")
+    assert key() != key(get_spans={"window": 64})
+    assert key() != key(int8="all")

@@ -6,7 +6,7 @@ import spacy
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from spacy_posattn.benchmark import load_units, parse_system, run_benchmark
+from spacy_posattn.benchmark import describe_options, load_units, parse_system, run_benchmark
 from spacy_posattn.cli import app
 from spacy_posattn.profiling import load_texts, profile_pipeline
 
@@ -26,13 +26,18 @@ def tiny_pipeline(tiny_bert, tmp_path_factory):
 
 @pytest.mark.parametrize(
     "spec,expected",
-    [("a=x", ("a", "x", "")), ("a=dir/m@int8:attention", ("a", "dir/m", "attention"))],
+    [
+        ("a=x", ("a", "x", {})),
+        ("a=dir/m@int8:attention", ("a", "dir/m", {"int8": "attention"})),
+        ("a=m@group_rows:16@int8:all", ("a", "m", {"group_rows": 16, "int8": "all"})),
+    ],
 )
 def test_parse_system(spec, expected):
     assert parse_system(spec) == expected
+    assert describe_options(expected[2]) in ("", " int8 attention", " group_rows 16, int8 all")
 
 
-@pytest.mark.parametrize("spec", ["nameonly", "=x", "a=", "a=x@fp16:all", "a=x@int8:"])
+@pytest.mark.parametrize("spec", ["nameonly", "=x", "a=", "a=x@fp16:all", "a=x@int8:", "a=x@group_rows:many"])
 def test_parse_system_rejects_bad_specs(spec):
     with pytest.raises(ValueError, match="NAME=|option"):
         parse_system(spec)

@@ -1,16 +1,19 @@
 from .averages import AveragedParamsShim, use_averaged_params_shims
 from .feature_dropout import feature_dropout
 from .encoder_rate import ScaledRateHFShim, set_encoder_lr_scale
+from .length_groups import LengthGroupsMixin, set_encoder_group_rows
 from .int8 import Int8HFShim, set_encoder_int8
 from .positional_attention import PositionalAttentionEncoder, positional_attention_encoder
 
 __all__ = [
     "AveragedParamsShim",
     "Int8HFShim",
+    "LengthGroupsMixin",
     "PositionalAttentionEncoder",
     "ScaledRateHFShim",
     "feature_dropout",
     "positional_attention_encoder",
+    "set_encoder_group_rows",
     "set_encoder_int8",
     "set_encoder_lr_scale",
     "use_averaged_params_shims",

@@ -12,6 +12,7 @@ from spacy_transformers.layers.hf_shim import HFShim
 from thinc.api import Model, Optimizer
 
 from .averages import AveragedParamsMixin
+from .length_groups import LengthGroupsMixin
 
 
 class ScaledRateOptimizer:
@@ -28,9 +29,10 @@ class ScaledRateOptimizer:
         return getattr(self.optimizer, name)
 
 
-class ScaledRateHFShim(AveragedParamsMixin, HFShim):
+class ScaledRateHFShim(AveragedParamsMixin, LengthGroupsMixin, HFShim):
     """`HFShim` whose parameter updates use `lr_scale` times the optimizer's step
-    (and whose `use_params` applies the optimizer's averages)."""
+    (whose `use_params` applies the optimizer's averages, and which predicts in
+    length-sorted groups: `LengthGroupsMixin`)."""
 
     lr_scale: float = 1.0
 

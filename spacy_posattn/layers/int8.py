@@ -17,6 +17,7 @@ from thinc.api import Model
 from torch import nn
 
 from .averages import AveragedParamsMixin
+from .length_groups import LengthGroupsMixin
 
 # Which Linear layers of the encoder to quantize, by qualified module name.
 _ATTENTION = re.compile(r"attention|attn", re.IGNORECASE)
@@ -53,7 +54,7 @@ def quantize_linear_layers(module: nn.Module, names: List[str]) -> nn.Module:
         return torch.ao.quantization.quantize_dynamic(module, set(names), dtype=torch.qint8, inplace=True)
 
 
-class Int8HFShim(AveragedParamsMixin, HFShim):
+class Int8HFShim(AveragedParamsMixin, LengthGroupsMixin, HFShim):
     """spacy-transformers' `HFShim` that runs the encoder with int8 Linear
     layers (the `int8` part) and saves the fp32 weights it was loaded with."""
 
