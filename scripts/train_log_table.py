@@ -23,19 +23,24 @@ def main(log_path: str, output: str, command: str) -> None:
         f"Machine: {describe_machine()}. Seconds: since the start of the command, the feature pass included.",
         "",
     ]
+    # The entity head's loss per token: train (during the epoch, dropout on) and dev.
+    losses = "posattn_ner loss per token, train / dev"
     if averaged:
-        rows += ["| epoch | step | dev entity F1, averaged params | dev entity F1, current params | dev POS, averaged | seconds |",
-                 "|---|---|---|---|---|---|"]
+        rows += [f"| epoch | step | dev entity F1, averaged params | dev entity F1, current params | dev POS, averaged | {losses} | seconds |",
+                 "|---|---|---|---|---|---|---|"]
     else:
-        rows += ["| epoch | step | dev entity F1 | dev POS | seconds |", "|---|---|---|---|---|"]
+        rows += [f"| epoch | step | dev entity F1 | dev POS | {losses} | seconds |", "|---|---|---|---|---|---|"]
     for line in lines:
         scores, current = line["scores"], line.get("current_scores") or {}
         f1, pos = f"{scores['ents_f'] * 100:.2f}", f"{scores.get('tag_acc', 0) * 100:.2f}"
+        train_loss = (line.get("train_loss_per_token") or {}).get("posattn_ner")
+        dev_loss = (line.get("dev_loss_per_token") or {}).get("posattn_ner")
+        loss = f"{train_loss:.4f} / {dev_loss:.4f}" if train_loss is not None and dev_loss is not None else "–"
         if averaged:
             without = f"{current['ents_f'] * 100:.2f}" if "ents_f" in current else "–"
-            rows.append(f"| {line['epoch']} | {line['step']} | {f1} | {without} | {pos} | {line['seconds']:,.0f} |")
+            rows.append(f"| {line['epoch']} | {line['step']} | {f1} | {without} | {pos} | {loss} | {line['seconds']:,.0f} |")
         else:
-            rows.append(f"| {line['epoch']} | {line['step']} | {f1} | {pos} | {line['seconds']:,.0f} |")
+            rows.append(f"| {line['epoch']} | {line['step']} | {f1} | {pos} | {loss} | {line['seconds']:,.0f} |")
     Path(output).write_text("\n".join(rows) + "\n", encoding="utf8")
     print("\n".join(rows))
 
