@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose
 from spacy.util import make_tempdir
 from thinc.api import ConfigValidationError, fix_random_seed
 
-from spacy_posattn.layers import Int8HFShim
+from spacy_posattn.layers import Int8HFShim, encoder_shim
 from spacy_posattn.layers.int8 import int8_linear_names
 
 from .conftest import make_examples, make_nlp, train_tiny
@@ -16,9 +16,8 @@ TEXTS = ["Alice will go to China this Saturday .", "Her father works in WHO ."]
 QuantizedLinear = torch.ao.nn.quantized.dynamic.Linear
 
 
-def encoder_shim(nlp):
-    (shim,) = [shim for node in nlp.get_pipe("transformer").model.walk() for shim in node.shims]
-    return shim
+def pipeline_encoder_shim(nlp):
+    return encoder_shim(nlp.get_pipe("transformer").model)
 
 
 def linear_kinds(module):
@@ -48,7 +47,7 @@ def test_loading_with_int8_quantizes_the_chosen_layers(tiny_bert, parts):
     with make_tempdir() as tmp:
         fp32 = trained_pipeline(tiny_bert, tmp)
         nlp = spacy.load(tmp, config={"components.transformer.model.int8": parts})
-    shim = encoder_shim(nlp)
+    shim = pipeline_encoder_shim(nlp)
     assert isinstance(shim, Int8HFShim) and shim.quantized
     kinds = linear_kinds(shim._model)
     attention = {name for name in kinds if "attention" in name}
@@ -73,13 +72,13 @@ def test_int8_pipeline_saves_and_reloads_its_fp32_weights(tiny_bert):
         nlp.to_disk(tmp / "int8")
         plain = spacy.load(tmp / "int8", config={"components.transformer.model.int8": "none"})
         again = spacy.load(tmp / "int8")
-    expected = encoder_shim(fp32)._model.state_dict()
-    reloaded = encoder_shim(plain)._model.state_dict()
+    expected = pipeline_encoder_shim(fp32)._model.state_dict()
+    reloaded = pipeline_encoder_shim(plain)._model.state_dict()
     assert set(expected) == set(reloaded)
     for key, value in expected.items():
         assert torch.equal(value, reloaded[key]), key
     # The saved config keeps the option, so the reloaded pipeline is int8 again.
-    assert encoder_shim(again).quantized
+    assert pipeline_encoder_shim(again).quantized
     assert_allclose(
         nlp.get_pipe("posattn_ner").predict([nlp(TEXTS[1])])[0],
         again.get_pipe("posattn_ner").predict([again(TEXTS[1])])[0],
@@ -91,7 +90,7 @@ def test_fresh_int8_pipeline_quantizes_when_it_predicts_and_refuses_training(tin
     nlp = make_nlp(tiny_bert, transformer_model={"int8": "attention"})
     examples = make_examples(nlp)
     nlp.initialize(lambda: examples)
-    shim = encoder_shim(nlp)
+    shim = pipeline_encoder_shim(nlp)
     nlp(TEXTS[0])
     assert shim.quantized and "int8" in linear_kinds(shim._model).values()
     with pytest.raises(ValueError, match="inference only"):

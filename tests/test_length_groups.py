@@ -8,7 +8,7 @@ from spacy.util import make_tempdir
 from thinc.api import fix_random_seed
 from thinc.shims.pytorch import PyTorchShim
 
-from spacy_posattn.layers import LengthGroupsMixin
+from spacy_posattn.layers import LengthGroupsMixin, encoder_shim
 
 from .conftest import make_nlp, train_tiny
 
@@ -23,9 +23,8 @@ TEXTS = [
 ]
 
 
-def encoder_shim(nlp):
-    (shim,) = [shim for node in nlp.get_pipe("transformer").model.walk() for shim in node.shims]
-    return shim
+def pipeline_encoder_shim(nlp):
+    return encoder_shim(nlp.get_pipe("transformer").model)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +60,7 @@ def record_encoder_calls(monkeypatch):
 
 
 def test_groups_give_the_same_outputs_with_less_padding(nlp, monkeypatch):
-    shim = encoder_shim(nlp)
+    shim = pipeline_encoder_shim(nlp)
     assert isinstance(shim, LengthGroupsMixin)
     shim.group_rows = 0
     shapes = record_encoder_calls(monkeypatch)
@@ -88,7 +87,7 @@ def test_groups_give_the_same_outputs_with_less_padding(nlp, monkeypatch):
 
 
 def test_shim_groups_keep_row_order(nlp):
-    shim = encoder_shim(nlp)
+    shim = pipeline_encoder_shim(nlp)
     tokenizer = nlp.get_pipe("transformer").model.tokenizer
     batch = tokenizer([t or "." for t in TEXTS], padding="longest", return_tensors="pt")
     from thinc.api import ArgsKwargs
@@ -107,11 +106,11 @@ def test_shim_groups_keep_row_order(nlp):
 def test_group_rows_is_a_config_value_that_survives_saving(tiny_bert):
     fix_random_seed(0)
     nlp = train_tiny(make_nlp(tiny_bert, transformer_model={"group_rows": 3}), 1)
-    assert encoder_shim(nlp).group_rows == 3
+    assert pipeline_encoder_shim(nlp).group_rows == 3
     with make_tempdir() as tmp:
         nlp.to_disk(tmp)
-        assert encoder_shim(spacy.load(tmp)).group_rows == 3
-        assert encoder_shim(spacy.load(tmp, config={"components.transformer.model.group_rows": 0})).group_rows == 0
+        assert pipeline_encoder_shim(spacy.load(tmp)).group_rows == 3
+        assert pipeline_encoder_shim(spacy.load(tmp, config={"components.transformer.model.group_rows": 0})).group_rows == 0
 
 
 @pytest.mark.parametrize("bad", [-1, 2.5])

@@ -1,6 +1,7 @@
 from .averages import AveragedParamsShim, use_averaged_params_shims
 from .feature_dropout import feature_dropout
 from .encoder_rate import ScaledRateHFShim, set_encoder_lr_scale
+from .encoder_shim import encoder_shim
 from .length_groups import LengthGroupsMixin, set_encoder_group_rows
 from .int8 import Int8HFShim, set_encoder_int8
 from .positional_attention import PositionalAttentionEncoder, positional_attention_encoder
@@ -11,6 +12,7 @@ __all__ = [
     "LengthGroupsMixin",
     "PositionalAttentionEncoder",
     "ScaledRateHFShim",
+    "encoder_shim",
     "feature_dropout",
     "positional_attention_encoder",
     "set_encoder_group_rows",

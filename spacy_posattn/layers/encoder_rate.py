@@ -12,6 +12,7 @@ from spacy_transformers.layers.hf_shim import HFShim
 from thinc.api import Model, Optimizer
 
 from .averages import AveragedParamsMixin
+from .encoder_shim import encoder_shim
 from .length_groups import LengthGroupsMixin
 
 
@@ -51,8 +52,6 @@ def set_encoder_lr_scale(transformer: Model, lr_scale: float) -> None:
     """
     if not lr_scale >= 0.0:
         raise ValueError(f"encoder lr_scale must be >= 0, got {lr_scale!r}")
-    shims = [shim for node in transformer.walk() for shim in node.shims if isinstance(shim, HFShim)]
-    if len(shims) != 1:
-        raise ValueError(f"Expected one HFShim in the transformer model, found {len(shims)}")
-    shims[0].__class__ = ScaledRateHFShim
-    shims[0].lr_scale = float(lr_scale)
+    shim = encoder_shim(transformer)
+    shim.__class__ = ScaledRateHFShim
+    shim.lr_scale = float(lr_scale)

@@ -17,6 +17,7 @@ from thinc.api import Model
 from torch import nn
 
 from .averages import AveragedParamsMixin
+from .encoder_shim import encoder_shim
 from .length_groups import LengthGroupsMixin
 
 # Which Linear layers of the encoder to quantize, by qualified module name.
@@ -105,8 +106,6 @@ def set_encoder_int8(transformer: Model, parts: str) -> None:
         raise ValueError(f"int8 must be one of {', '.join(INT8_PARTS)}, got {parts!r}")
     if parts == "none":
         return
-    shims = [shim for node in transformer.walk() for shim in node.shims if isinstance(shim, HFShim)]
-    if len(shims) != 1:
-        raise ValueError(f"Expected one HFShim in the transformer model, found {len(shims)}")
-    shims[0].__class__ = Int8HFShim
-    shims[0].int8 = parts
+    shim = encoder_shim(transformer)
+    shim.__class__ = Int8HFShim
+    shim.int8 = parts

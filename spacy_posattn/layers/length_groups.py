@@ -14,6 +14,8 @@ from typing import Any, Dict, List
 import torch
 from thinc.api import ArgsKwargs, Model
 
+from .encoder_shim import encoder_shim
+
 
 class LengthGroupsMixin:
     """`predict` for spacy-transformers' `HFShim` in length-sorted groups.
@@ -64,15 +66,11 @@ def _scatter(outputs: List[Any], groups: List[torch.Tensor], n_rows: int, n_posi
 
 def _scatter_tensor(values: List[torch.Tensor], groups: List[torch.Tensor], n_rows: int, n_positions: int) -> torch.Tensor:
     first = values[0]
-    if first.dim() == 3:  # (rows, positions, width): last_hidden_state, each hidden state
-        full = first.new_zeros((n_rows, n_positions, first.shape[2]))
+    # (rows, positions, width): last_hidden_state, each hidden state; (rows, width): pooler_output.
+    if first.dim() in (2, 3):
+        full = first.new_zeros((n_rows, n_positions, first.shape[2]) if first.dim() == 3 else (n_rows, first.shape[1]))
         for rows, value in zip(groups, values):
-            full[rows, : value.shape[1]] = value
-        return full
-    if first.dim() == 2:  # (rows, width): pooler_output
-        full = first.new_zeros((n_rows, first.shape[1]))
-        for rows, value in zip(groups, values):
-            full[rows] = value
+            full[rows, : value.shape[1]] = value  # every row of a 2-d value is whole
         return full
     raise ValueError(
         f"group_rows: can't regroup an encoder output of shape {tuple(first.shape)} (e.g. "
@@ -90,7 +88,7 @@ def set_encoder_group_rows(transformer: Model, group_rows: int) -> None:
     """
     if not isinstance(group_rows, int) or group_rows < 0:
         raise ValueError(f"group_rows must be an integer >= 0, got {group_rows!r}")
-    shims = [shim for node in transformer.walk() for shim in node.shims if isinstance(shim, LengthGroupsMixin)]
-    if len(shims) != 1:
-        raise ValueError(f"Expected one encoder shim with LengthGroupsMixin, found {len(shims)}")
-    shims[0].group_rows = group_rows
+    shim = encoder_shim(transformer)
+    if not isinstance(shim, LengthGroupsMixin):
+        raise ValueError(f"group_rows needs the encoder shim with LengthGroupsMixin, found {type(shim).__name__}")
+    shim.group_rows = group_rows
