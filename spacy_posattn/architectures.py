@@ -10,7 +10,6 @@ from thinc.types import Floats2d
 
 from .forking import one_torch_thread_after_fork
 from .layers import (
-    feature_dropout,
     positional_attention_encoder,
     set_encoder_group_rows,
     set_encoder_int8,
@@ -33,7 +32,6 @@ def build_positional_attention_tagger_v2(
     dropout: float = 0.1,
     mixed_precision: bool = False,
     nO: Optional[int] = None,
-    input_dropout: float = 0.0,
 ) -> Model[List[Doc], List[Floats2d]]:
     """Score every tag for every token: encoder vectors, optional lexical
     features, `depth` positional-attention blocks, then dropout and a fully
@@ -58,16 +56,10 @@ def build_positional_attention_tagger_v2(
         (PyTorch) keep this value.
     mixed_precision (bool): Run the attention blocks in mixed precision (GPU only).
     nO (Optional[int]): Number of tags; inferred from the labels when omitted.
-    input_dropout (float): Dropout on the input features (encoder vectors and
-        lexical features) in training, at this rate whatever `[training]
-        dropout` says. It stands in for the encoder's own dropout when the
-        heads train on cached frozen features. 0 leaves the layer out (as
-        pipelines saved before it had it).
     RETURNS (Model[List[Doc], List[Floats2d]]): One row of tag probabilities per token.
     """
     return _tagger_model(
-        tok2vec, lexical, width, depth, heads, window, max_distance, dropout, mixed_precision, nO,
-        input_dropout=input_dropout,
+        tok2vec, lexical, width, depth, heads, window, max_distance, dropout, mixed_precision, nO
     )
 
 
@@ -99,7 +91,6 @@ def build_positional_attention_tagger_v1(
 def _tagger_model(
     tok2vec, lexical, width, depth, heads, window, max_distance, dropout, mixed_precision, nO,
     docs_gradient: bool = True,
-    input_dropout: float = 0.0,
 ) -> Model[List[Doc], List[Floats2d]]:
     # spacy-transformers gives empty docs a (0, 0) array: give them the real width.
     features = chain(tok2vec, empty_docs_full_width())
@@ -107,8 +98,6 @@ def _tagger_model(
         if docs_gradient:
             features = with_docs_gradient(features)
         features = concatenate(features, lexical)
-    if input_dropout:
-        features = chain(features, feature_dropout(input_dropout))
     output = with_array(chain(Dropout(dropout), Softmax_v2(nO)))
     if depth == 0:
         model = chain(features, output)

@@ -1,5 +1,4 @@
 from .averages import AveragedParamsShim, use_averaged_params_shims
-from .feature_dropout import feature_dropout
 from .encoder_rate import ScaledRateHFShim, set_encoder_lr_scale
 from .encoder_shim import encoder_shim
 from .length_groups import LengthGroupsMixin, set_encoder_group_rows
@@ -13,7 +12,6 @@ __all__ = [
     "PositionalAttentionEncoder",
     "ScaledRateHFShim",
     "encoder_shim",
-    "feature_dropout",
     "positional_attention_encoder",
     "set_encoder_group_rows",
     "set_encoder_int8",

@@ -22,6 +22,7 @@ from thinc.types import Floats2d
 from torch import nn
 
 from .averages import use_averaged_params_shims
+from .fast_dropout import FastDropout
 
 
 class PositionalSelfAttention(nn.Module):
@@ -36,7 +37,7 @@ class PositionalSelfAttention(nn.Module):
         self.max_distance = max_distance
         self.qkv = nn.Linear(width, 3 * width)
         self.out = nn.Linear(width, width)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
         # One bias per head for each clipped distance -max_distance..max_distance.
         self.rel_bias = nn.Embedding(2 * max_distance + 1, heads)
         nn.init.normal_(self.rel_bias.weight, std=0.1)
@@ -83,9 +84,9 @@ class PositionalAttentionBlock(nn.Module):
         self.attn = PositionalSelfAttention(width, heads, window, max_distance, dropout)
         self.ff_norm = nn.LayerNorm(width)
         self.ff = nn.Sequential(
-            nn.Linear(width, 4 * width), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * width, width)
+            nn.Linear(width, 4 * width), nn.GELU(), FastDropout(dropout), nn.Linear(4 * width, width)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
 
     def forward(self, x: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
         x = x + self.dropout(self.attn(self.attn_norm(x), segments))
