@@ -11,6 +11,7 @@ from thinc.types import Floats2d
 from .forking import one_torch_thread_after_fork
 from .layers import (
     positional_attention_encoder,
+    set_encoder_bf16,
     set_encoder_group_rows,
     set_encoder_int8,
     set_encoder_lr_scale,
@@ -176,6 +177,7 @@ def build_transformer_model_v1(
     lr_scale: float = 1.0,
     int8: str = "none",
     group_rows: int = 0,
+    bf16: bool = False,
 ) -> Model:
     """`spacy-transformers.TransformerModel.v3`, plus the name
     `"bundled:all-minilm-l6-v2"` for the MiniLM-L6 uncased BERT that the
@@ -193,12 +195,16 @@ def build_transformer_model_v1(
         projections), "ffn" (the feed-forward layers) or "all". Inference
         only: training with it raises an error. Turn it on for a trained
         pipeline with `spacy.load(path, config={"components.transformer.model.int8": "attention"})`
-        or `python -m spacy_posattn quantize`.
+        (`python -m spacy_posattn evaluate --int8 PART` scores it).
     group_rows (int): At prediction, run the batch's spans through the encoder
         sorted by length, in groups of this many, each padded only to its own
         longest span; spacy-transformers pads them all to the batch's longest.
         The outputs are the same up to float rounding. 0 (the default) runs
         the batch at once, as spacy-transformers does. Training is unchanged.
+    bf16 (bool): Run the encoder in bfloat16 on CPU (converted when the
+        pipeline is loaded; the saved weights stay fp32). Inference only, and
+        not with `int8`. Faster only on CPUs with bfloat16 units (Intel AMX or
+        AVX512-BF16: the flags amx_bf16 or avx512_bf16 in `lscpu`).
     Other arguments: as `spacy-transformers.TransformerModel.v3`. With
         `transformer_config = {"output_hidden_states": true}` it gives every
         hidden layer, for `spacy-posattn.ScalarMixListener.v1`.
@@ -219,6 +225,7 @@ def build_transformer_model_v1(
     # optimizer's parameter averages in use_params (thinc's doesn't).
     set_encoder_lr_scale(model, lr_scale)
     set_encoder_int8(model, int8)
+    set_encoder_bf16(model, bf16)
     set_encoder_group_rows(model, group_rows)
     return model
 

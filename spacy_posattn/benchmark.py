@@ -21,14 +21,20 @@ from spacy.util import load_config, load_model_from_config
 UNITS = ("sentences", "docs")
 
 
+def _true_or_false(value: str) -> bool:
+    if value not in ("true", "false"):
+        raise ValueError(value)
+    return value == "true"
+
+
 # `@KEY:VALUE` options of a system: the transformer's config value each sets when loading.
-SYSTEM_OPTIONS = {"int8": str, "group_rows": int}
-SPEC_FORM = "NAME=FOLDER_OR_CONFIG[@int8:PARTS][@group_rows:N]"
+SYSTEM_OPTIONS = {"int8": str, "group_rows": int, "bf16": _true_or_false}
+SPEC_FORM = "NAME=FOLDER_OR_CONFIG[@int8:PARTS][@group_rows:N][@bf16:true]"
 
 
 def parse_system(spec: str) -> Tuple[str, str, Dict[str, object]]:
-    """"NAME=PATH", optionally followed by `@int8:PARTS` and/or `@group_rows:N`
-    -> (name, path, {option: value})."""
+    """"NAME=PATH", optionally followed by `@int8:PARTS`, `@group_rows:N` and/or
+    `@bf16:true` -> (name, path, {option: value})."""
     if "=" not in spec:
         raise ValueError(f"Give a system as {SPEC_FORM}, got '{spec}'")
     name, rest = spec.split("=", 1)
@@ -43,19 +49,20 @@ def parse_system(spec: str) -> Tuple[str, str, Dict[str, object]]:
         try:
             chosen[key] = SYSTEM_OPTIONS[key](value)
         except ValueError:
-            raise ValueError(f"{name}: option '@{option}' needs a number") from None
+            raise ValueError(f"{name}: option '@{option}' needs {'true or false' if key == 'bf16' else 'a number'}") from None
     return name, path, chosen
 
 
 def describe_options(options: Dict[str, object]) -> str:
-    """' int8 all, group_rows 16' for the table's system column ('' for none)."""
-    return "".join(f"{',' if i else ''} {key} {value}" for i, (key, value) in enumerate(options.items()))
+    """' int8 all, group_rows 16' (' bf16' for bf16 true) for the table's system column ('' for none)."""
+    shown = [key if value is True else f"{key} {value}" for key, value in options.items()]
+    return "".join(f"{',' if i else ''} {item}" for i, item in enumerate(shown))
 
 
 def load_system(path: str, options: Dict[str, object], train_path: Optional[Path], gpu: bool = False) -> Tuple[Language, bool]:
     """Load a pipeline folder, or build and initialise one from a config.
 
-    options (Dict[str, object]): Transformer config values to set (`int8`, `group_rows`).
+    options (Dict[str, object]): Transformer config values to set (`int8`, `group_rows`, `bf16`).
     RETURNS (Tuple[Language, bool]): The pipeline, and whether it is trained.
     """
     overrides = {f"components.transformer.model.{key}": value for key, value in options.items()}

@@ -89,6 +89,7 @@ def evaluate_cli(
     batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per nlp.pipe batch"),
     machine: str = typer.Option("", "--machine", help="Where this ran, for the report (default: CPU count or GPU name)"),
     int8: str = typer.Option("", "--int8", help="Load with components.transformer.model.int8 set to this (attention, ffn, all)"),
+    bf16: bool = typer.Option(False, "--bf16", help="Load with components.transformer.model.bf16 = true (CPU inference in bfloat16)"),
     train_time: List[Path] = typer.Option(
         [], "--train-time", help="A training stage's time record written by `timed` (repeat per stage): their total is reported as train_seconds",
     ),
@@ -109,9 +110,12 @@ def evaluate_cli(
         msg.fail(str(err), exits=1)
     if gpu_id >= 0:
         require_gpu(gpu_id)
-    nlp = spacy.load(model, config={"components.transformer.model.int8": int8} if int8 else {})
+    config = {"components.transformer.model.int8": int8} if int8 else {}
+    if bf16:
+        config["components.transformer.model.bf16"] = True
+    nlp = spacy.load(model, config=config)
     scores = evaluate_path(nlp, data_path, batch_size=batch_size)
-    scores.update(model=str(model), data=str(data_path), machine=machine or describe_machine(gpu_id), int8=int8 or "none")
+    scores.update(model=str(model), data=str(data_path), machine=machine or describe_machine(gpu_id), int8=int8 or "none", bf16=bf16)
     scores.update(timing)
     md_path = write_reports(scores, output, title=f"{Path(model).name} on {data_path.name}")
     print(md_path.read_text(encoding="utf8"))
@@ -352,7 +356,7 @@ def profile_cli(
 
 @app.command("benchmark")
 def benchmark_cli(
-    systems: str = typer.Argument(..., help="NAME=FOLDER_OR_CONFIG[@int8:PARTS][@group_rows:N] pairs, comma-separated"),
+    systems: str = typer.Argument(..., help="NAME=FOLDER_OR_CONFIG[@int8:PARTS][@group_rows:N][@bf16:true] pairs, comma-separated"),
     data_path: Path = typer.Argument(..., help="A .spacy file, e.g. corpus/test.spacy"),
     anchor: str = typer.Option("", "--anchor", "-a", help="The system the ratios are against (default: the last)"),
     train_path: Optional[Path] = typer.Option(None, "--train", help="A .spacy file to initialise config systems on"),

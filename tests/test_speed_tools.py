@@ -30,14 +30,15 @@ def tiny_pipeline(tiny_bert, tmp_path_factory):
         ("a=x", ("a", "x", {})),
         ("a=dir/m@int8:attention", ("a", "dir/m", {"int8": "attention"})),
         ("a=m@group_rows:16@int8:all", ("a", "m", {"group_rows": 16, "int8": "all"})),
+        ("a=m@bf16:true@group_rows:16", ("a", "m", {"bf16": True, "group_rows": 16})),
     ],
 )
 def test_parse_system(spec, expected):
     assert parse_system(spec) == expected
-    assert describe_options(expected[2]) in ("", " int8 attention", " group_rows 16, int8 all")
+    assert describe_options(expected[2]) in ("", " int8 attention", " group_rows 16, int8 all", " bf16, group_rows 16")
 
 
-@pytest.mark.parametrize("spec", ["nameonly", "=x", "a=", "a=x@fp16:all", "a=x@int8:", "a=x@group_rows:many"])
+@pytest.mark.parametrize("spec", ["nameonly", "=x", "a=", "a=x@fp16:all", "a=x@int8:", "a=x@group_rows:many", "a=x@bf16:yes"])
 def test_parse_system_rejects_bad_specs(spec):
     with pytest.raises(ValueError, match="NAME=|option"):
         parse_system(spec)

@@ -1,24 +1,16 @@
-"""int8 CPU inference for the encoder: PyTorch dynamic quantization at load time.
-
-Saving a quantized model through spacy-transformers is silently broken: its
-`from_bytes` rebuilds a float model, the strict load fails, and the fallback
-leaves the Linear layers random. So the stored weights stay fp32 and
-`Int8HFShim` quantizes after loading (or at the first prediction of a freshly
-initialised pipeline); `to_bytes` gives back the fp32 weights it was loaded
-with, so saving, packaging or pickling an int8 pipeline loses nothing.
+"""int8 CPU inference for the encoder: PyTorch dynamic quantization at load
+time (`LoadTimeConversionShim`: the stored weights stay fp32).
 """
 import re
 import warnings
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import torch
-from spacy_transformers.layers.hf_shim import HFShim
 from thinc.api import Model
 from torch import nn
 
-from .averages import AveragedParamsMixin
 from .encoder_shim import encoder_shim
-from .length_groups import LengthGroupsMixin
+from .load_time_conversion import LoadTimeConversionShim
 
 # Which Linear layers of the encoder to quantize, by qualified module name.
 _ATTENTION = re.compile(r"attention|attn", re.IGNORECASE)
@@ -55,44 +47,25 @@ def quantize_linear_layers(module: nn.Module, names: List[str]) -> nn.Module:
         return torch.ao.quantization.quantize_dynamic(module, set(names), dtype=torch.qint8, inplace=True)
 
 
-class Int8HFShim(AveragedParamsMixin, LengthGroupsMixin, HFShim):
+class Int8HFShim(LoadTimeConversionShim):
     """spacy-transformers' `HFShim` that runs the encoder with int8 Linear
     layers (the `int8` part) and saves the fp32 weights it was loaded with."""
 
     int8: str = "none"
-    _fp32_bytes: Optional[bytes] = None
 
     @property
     def quantized(self) -> bool:
-        return self._fp32_bytes is not None
+        return self.converted
 
     def quantize(self) -> None:
         """Quantize the encoder now, keeping its fp32 weights for `to_bytes`."""
-        if self.quantized or self._model is None:
-            return
-        names = int8_linear_names(self._model, self.int8)
-        self._fp32_bytes = super().to_bytes()
-        quantize_linear_layers(self._model, names)
+        self.convert()
 
-    def __call__(self, inputs, is_train: bool):
-        if is_train:
-            raise ValueError(
-                f"The encoder is quantized to int8 (int8 = \"{self.int8}\"), which is for "
-                "inference only: train with int8 = \"none\" and quantize the trained pipeline"
-            )
-        self.quantize()
-        return super().__call__(inputs, is_train)
+    def convert_model(self, model: nn.Module) -> None:
+        quantize_linear_layers(model, int8_linear_names(model, self.int8))
 
-    def to_bytes(self):
-        return self._fp32_bytes if self.quantized else super().to_bytes()
-
-    def from_bytes(self, bytes_data):
-        self._fp32_bytes = None
-        super().from_bytes(bytes_data)
-        names = int8_linear_names(self._model, self.int8)
-        quantize_linear_layers(self._model, names)
-        self._fp32_bytes = bytes_data
-        return self
+    def describe(self) -> str:
+        return f'int8 = "{self.int8}"'
 
 
 def set_encoder_int8(transformer: Model, parts: str) -> None:
