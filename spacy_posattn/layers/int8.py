@@ -34,12 +34,6 @@ def int8_linear_names(module: nn.Module, parts: str) -> List[str]:
 def quantize_linear_layers(module: nn.Module, names: List[str]) -> nn.Module:
     """Replace the named Linear layers of `module` by int8 dynamically
     quantized ones, in place (the shim holds the module twice)."""
-    devices = {p.device.type for p in module.parameters()}
-    if devices - {"cpu"}:
-        raise ValueError(
-            "int8 quantization is for CPU inference, but the encoder is on "
-            f"{', '.join(sorted(devices))}: use mixed_precision = true on a GPU instead"
-        )
     if not names:
         return module
     with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice
@@ -56,10 +50,6 @@ class Int8HFShim(LoadTimeConversionShim):
     @property
     def quantized(self) -> bool:
         return self.converted
-
-    def quantize(self) -> None:
-        """Quantize the encoder now, keeping its fp32 weights for `to_bytes`."""
-        self.convert()
 
     def convert_model(self, model: nn.Module) -> None:
         quantize_linear_layers(model, int8_linear_names(model, self.int8))

@@ -40,7 +40,7 @@ class LoadTimeConversionShim(AveragedParamsMixin, LengthGroupsMixin, HFShim):
         if self.converted or self._model is None:
             return
         fp32_bytes = super().to_bytes()
-        self.convert_model(self._model)
+        self._convert_on_cpu()
         self._fp32_bytes = fp32_bytes
 
     def __call__(self, inputs, is_train: bool):
@@ -58,6 +58,15 @@ class LoadTimeConversionShim(AveragedParamsMixin, LengthGroupsMixin, HFShim):
     def from_bytes(self, bytes_data):
         self._fp32_bytes = None
         super().from_bytes(bytes_data)
-        self.convert_model(self._model)
+        self._convert_on_cpu()
         self._fp32_bytes = bytes_data
         return self
+
+    def _convert_on_cpu(self) -> None:
+        devices = {p.device.type for p in self._model.parameters()}
+        if devices - {"cpu"}:
+            raise ValueError(
+                f"{self.describe()} is for CPU inference, but the encoder is on "
+                f"{', '.join(sorted(devices))}: use mixed_precision = true on a GPU instead"
+            )
+        self.convert_model(self._model)
