@@ -165,18 +165,25 @@ def write_features(vectors: Iterator[numpy.ndarray], n_tokens: int, path: Path) 
 # encoder's learning-rate scale, and the length groups of prediction (the same
 # outputs up to float rounding).
 NOT_IN_CACHE_KEY = ("lr_scale", "group_rows")
+# Listener settings the cache does not depend on: the cache holds every layer
+# pooled, and the mix is trained on top of it.
+LISTENER_NOT_IN_CACHE_KEY = ("mix",)
 
 
 def cache_key(config: Dict, chains: Dict[str, Model], corpus_path: str) -> str:
     """RETURNS (str): What the cached vectors depend on: the transformer's
-    config (but `NOT_IN_CACHE_KEY`), the listeners' config (pooling), and the
-    corpus file (path, size, modification time). A local encoder folder adds
-    its config's modification time."""
+    config (but `NOT_IN_CACHE_KEY`), the listeners' config (pooling, but
+    `LISTENER_NOT_IN_CACHE_KEY`), and the corpus file (path, size,
+    modification time). A local encoder folder adds its config's modification
+    time."""
     from .architectures import resolve_encoder
 
     trf = {k: v for k, v in config["components"]["transformer"]["model"].items() if k not in NOT_IN_CACHE_KEY}
-    listeners = {json.dumps(config["components"][name]["model"]["tok2vec"], sort_keys=True, default=str)
-                 for name in chains}
+    listeners = {
+        json.dumps({k: v for k, v in config["components"][name]["model"]["tok2vec"].items()
+                    if k not in LISTENER_NOT_IN_CACHE_KEY}, sort_keys=True, default=str)
+        for name in chains
+    }
     if len(listeners) != 1:
         raise ValueError(
             f"train-cached: the components {', '.join(chains)} listen to the transformer with different "

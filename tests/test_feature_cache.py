@@ -29,13 +29,16 @@ def test_cache_key_follows_what_changes_the_vectors(tmp_path):
     corpus = tmp_path / "train.spacy"
     corpus.write_bytes(b"x")
 
-    def key(**trf):
+    def key(tok2vec=None, **trf):
         model = {"name": "some/bert", "get_spans": {"window": 128}, "lr_scale": 0.2, "group_rows": 16, **trf}
-        tok2vec = {"pooling": "mean"}
+        tok2vec = tok2vec or {"pooling": "mean"}
         config = {"components": {"transformer": {"model": model}, "ner": {"model": {"tok2vec": tok2vec}}}}
         return cache_key(config, {"ner": None}, str(corpus))
 
     assert key() == key(lr_scale=1.0) == key(group_rows=0)  # the same vectors
+    # The cache holds the pooled layers; the mix is trained on top of them.
+    assert key() == key(tok2vec={"pooling": "mean", "mix": "linear"})
+    assert key() != key(tok2vec={"pooling": "max"})
     assert key() != key(name="other/bert")
     assert key() != key(get_spans={"window": 64})
     assert key() != key(int8="all")

@@ -11,7 +11,7 @@ from spacy.util import load_config, load_model_from_path, make_tempdir
 from thinc.api import Adam, NumpyOps, fix_random_seed
 
 from spacy_posattn import feature_cache
-from spacy_posattn.layers.scalar_mix import scalar_mix
+from spacy_posattn.layers.scalar_mix import linear_mix, scalar_mix
 from spacy_posattn.readers import unannotated_copy
 
 from .conftest import TRAIN_DATA, make_examples, make_nlp
@@ -22,9 +22,13 @@ MIX_LISTENER = {"@architectures": "spacy-posattn.ScalarMixListener.v1", "pooling
 ALL_LAYERS = {"transformer_config": {"output_hidden_states": True}}
 
 
-def make_mix_nlp(encoder):
-    tagger = {"@architectures": "spacy.Tagger.v2", "tok2vec": MIX_LISTENER}
-    return make_nlp(encoder, transformer_model=ALL_LAYERS, tagger_model=tagger, ner_model={"tok2vec": MIX_LISTENER})
+def make_mix_nlp(encoder, mix="scalar"):
+    listener = {**MIX_LISTENER, "mix": mix}
+    tagger = {"@architectures": "spacy.Tagger.v2", "tok2vec": listener}
+    return make_nlp(encoder, transformer_model=ALL_LAYERS, tagger_model=tagger, ner_model={"tok2vec": listener})
+
+
+MIX_PARAMS = {"scalar": ("weights", "scale"), "linear": ("W", "b")}
 
 
 def mixes(nlp):
@@ -67,9 +71,11 @@ def test_scalar_mix_gradient_matches_finite_differences():
     assert_allclose(dXs[1], 1.3 * weights[None, :, None] * dYs[1][:, None, :], rtol=1e-5)
 
 
-def test_mix_weights_learn_and_pipeline_round_trips(tiny_bert):
+@pytest.mark.parametrize("mix_type", ["scalar", "linear"])
+def test_mix_weights_learn_and_pipeline_round_trips(tiny_bert, mix_type):
     fix_random_seed(0)
-    nlp = make_mix_nlp(tiny_bert)
+    nlp = make_mix_nlp(tiny_bert, mix_type)
+    start = {}
     examples = make_examples(nlp)
     optimizer = nlp.initialize(lambda: examples)
     optimizer.learn_rate = 0.01
@@ -78,13 +84,16 @@ def test_mix_weights_learn_and_pipeline_round_trips(tiny_bert):
     nlp.update(examples, sgd=False)  # backprop only: the mixes get gradients
     for name, mix in mixes(nlp).items():
         assert mix.get_dim("nL") == n_layers, name
-        assert numpy.abs(mix.get_grad("weights")).sum() > 0 and numpy.abs(mix.get_grad("scale")).sum() > 0, name
+        for param in MIX_PARAMS[mix_type]:
+            assert numpy.abs(mix.get_grad(param)).sum() > 0, (name, param)
+            start[name, param] = mix.get_param(param).copy()
     for _, proc in nlp.pipeline:
         proc.finish_update(optimizer)
     for _ in range(60):
         nlp.update(examples, sgd=optimizer)
     for name, mix in mixes(nlp).items():
-        assert numpy.abs(mix.get_param("weights")).sum() > 0 and mix.get_param("scale")[0] != 1.0, name
+        for param in MIX_PARAMS[mix_type]:
+            assert not numpy.allclose(mix.get_param(param), start[name, param]), (name, param)
     for text, ents in TRAIN_DATA:
         assert [(e.start_char, e.end_char, e.label_) for e in nlp(text).ents] == ents
     texts = [text for text, _ in TRAIN_DATA]
@@ -98,6 +107,52 @@ def test_mix_weights_learn_and_pipeline_round_trips(tiny_bert):
         assert_allclose(doc2.spans["ents"].attrs["scores"], doc.spans["ents"].attrs["scores"], rtol=1e-5)
 
 
+def test_linear_mix_starts_as_the_mean_and_its_gradient_matches_finite_differences():
+    ops = NumpyOps()
+    mix = linear_mix()
+    rng = numpy.random.default_rng(0)
+    Xs = [rng.normal(size=(3, 4, 5)).astype("f"), rng.normal(size=(2, 4, 5)).astype("f"), numpy.zeros((0, 4, 5), "f")]
+    mix.initialize(X=Xs)
+    Ys, _ = mix(Xs, is_train=False)  # sets nL, nI and the params
+    assert (mix.get_dim("nL"), mix.get_dim("nI")) == (4, 5)
+    assert_allclose(Ys[0], Xs[0].mean(axis=1), rtol=1e-5, atol=1e-6)
+    assert Ys[2].shape == (0, 5)
+    mix.set_param("W", ops.asarray3f(rng.normal(size=(4, 5, 5))))
+    mix.set_param("b", ops.asarray1f(rng.normal(size=5)))
+    dYs = [rng.normal(size=(3, 5)).astype("f"), rng.normal(size=(2, 5)).astype("f"), numpy.zeros((0, 5), "f")]
+
+    def loss():
+        Ys, _ = mix(Xs, is_train=False)
+        return float(sum((Y * dY).sum() for Y, dY in zip(Ys, dYs)))
+
+    _, backprop = mix(Xs, is_train=True)
+    dXs = backprop(dYs)
+    for name, index in (("W", (0, 1, 2)), ("W", (3, 4, 0)), ("b", (2,))):
+        param = mix.get_param(name).copy()
+        up, down = param.copy(), param.copy()
+        up[index] += 1e-2
+        down[index] -= 1e-2
+        mix.set_param(name, up)
+        loss_up = loss()
+        mix.set_param(name, down)
+        loss_down = loss()
+        mix.set_param(name, param)
+        assert (loss_up - loss_down) / 2e-2 == pytest.approx(float(mix.get_grad(name)[index]), rel=1e-2, abs=1e-3)
+    W = mix.get_param("W")
+    assert_allclose(dXs[1], numpy.einsum("nv,lwv->nlw", dYs[1], W), rtol=1e-4, atol=1e-5)
+    assert dXs[2].shape == (0, 4, 5)
+    with pytest.raises(ValueError, match="expected 4 layers of width 5"):
+        mix([rng.normal(size=(2, 3, 5)).astype("f")], is_train=False)
+
+
+def test_mix_listener_rejects_an_unknown_mix():
+    from spacy_posattn.layers.scalar_mix import build_scalar_mix_listener_v1
+    from thinc.api import reduce_mean
+
+    with pytest.raises(ValueError, match="mix must be one of scalar, linear, got 'concat'"):
+        build_scalar_mix_listener_v1(reduce_mean(), mix="concat")
+
+
 def test_mix_listener_without_hidden_states_says_what_to_set(tiny_bert):
     tagger = {"@architectures": "spacy.Tagger.v2", "tok2vec": MIX_LISTENER}
     nlp = make_nlp(tiny_bert, tagger_model=tagger, ner_model={"tok2vec": MIX_LISTENER})
@@ -107,19 +162,25 @@ def test_mix_listener_without_hidden_states_says_what_to_set(tiny_bert):
         nlp.update(examples)
 
 
-def test_cached_layers_mixed_equal_the_live_listener(tiny_bert, tiny_corpus, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("mix_type", ["scalar", "linear"])
+def test_cached_layers_mixed_equal_the_live_listener(tiny_bert, tiny_corpus, tmp_path, mix_type):  # noqa: F811
     config = load_config(ROOT / "configs" / "posattn_tiny.cfg", interpolate=False)
     config["paths"].update(train=str(tiny_corpus / "train.spacy"), dev=str(tiny_corpus / "dev.spacy"), encoder=tiny_bert)
     config["components"]["transformer"]["model"]["transformer_config"] = {"output_hidden_states": True}
     for name in ("tagger", "posattn_ner"):
-        config["components"][name]["model"]["tok2vec"] = dict(MIX_LISTENER)
+        config["components"][name]["model"]["tok2vec"] = {**MIX_LISTENER, "mix": mix_type}
     config["training"]["batcher"]["size"] = 30
     config["training"]["optimizer"]["learn_rate"]["initial_rate"] = 0.01
     config.to_disk(tmp_path / "mix.cfg")
     feature_cache.train_cached(tmp_path / "mix.cfg", tmp_path / "out", epochs=2, cache_dir=tmp_path / "cache")
     nlp = spacy.load(tmp_path / "out" / "model-best")
     mix = mixes(nlp)["posattn_ner"]
-    assert mix.get_dim("nL") == 2 and numpy.abs(mix.get_param("weights")).sum() > 0  # trained on the cache
+    assert mix.get_dim("nL") == 2
+    if mix_type == "scalar":
+        assert numpy.abs(mix.get_param("weights")).sum() > 0  # trained on the cache
+    else:
+        width = mix.get_dim("nI")
+        assert not numpy.allclose(mix.get_param("W"), numpy.stack([numpy.eye(width) / 2] * 2))
 
     docs = [unannotated_copy(d) for d in DocBin().from_disk(tiny_corpus / "train.spacy").get_docs(nlp.vocab)]
     n_pieces = [len(nlp.get_pipe("transformer").model.tokenizer(d.text)["input_ids"]) for d in docs]

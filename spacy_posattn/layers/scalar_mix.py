@@ -5,7 +5,8 @@ spacy-transformers' listener pools only `last_hidden_state`. With
 holds the embeddings and every layer's states. `hidden_layers` pools each of them
 per spaCy token, as `trfs2arrays` pools the last one (it is reused, on the layers
 side by side), and `scalar_mix` combines them with softmax-normalised weights per
-layer and a scale, both learned. The gradient goes back to every layer: the
+layer and a scale, both learned (or `linear_mix`, a learned linear map of all
+the layers side by side). The gradient goes back to every layer: the
 backprop emits one tensor per hidden state, which `convert_transformer_outputs`
 (installed by `spacy-posattn.TransformerModel.v1`) passes to the encoder.
 """
@@ -26,9 +27,12 @@ HIDDEN_STATES_ERROR = (
 )
 
 
+MIXES = ("scalar", "linear")
+
+
 @registry.architectures("spacy-posattn.ScalarMixListener.v1")
 def build_scalar_mix_listener_v1(
-    pooling: Model[Ragged, Floats2d], grad_factor: float = 1.0, upstream: str = "*"
+    pooling: Model[Ragged, Floats2d], grad_factor: float = 1.0, upstream: str = "*", mix: str = "scalar"
 ) -> Model[List[Doc], List[Floats2d]]:
     """Token vectors from a transformer component earlier in the pipeline, as
     `spacy-transformers.TransformerListener.v1`, but a learned mix of all its
@@ -40,12 +44,21 @@ def build_scalar_mix_listener_v1(
     pooling (Model[Ragged, Floats2d]): Word pieces to a token vector, per layer.
     grad_factor (float): Factor on the gradient sent to the transformer.
     upstream (str): The transformer component's name, or "*".
+    mix (str): "scalar" (the default): softmax-normalised weights per layer and
+        a scale (ELMo). "linear": a learned (width, width) matrix per layer,
+        summed, plus a bias: a linear map of all the layers side by side, which
+        can take different features from different layers (BERT's feature-based
+        NER did best with the last layers concatenated); it starts as the
+        layers' mean. Both leave the width as it is.
     RETURNS (Model[List[Doc], List[Floats2d]]): One (n_tokens, width) array per doc.
     """
+    if mix not in MIXES:
+        raise ValueError(f"ScalarMixListener.v1: mix must be one of {', '.join(MIXES)}, got {mix!r}")
     listener = TransformerListener(upstream_name=upstream)
     layers = chain(listener, hidden_layers(pooling, grad_factor))
+    mix_layer = scalar_mix() if mix == "scalar" else linear_mix()
     model = Model(
-        "scalar_mix_listener", _scalar_mix_listener_forward, layers=[layers, scalar_mix()], dims={"nI": None, "nO": None}
+        "scalar_mix_listener", _scalar_mix_listener_forward, layers=[layers, mix_layer], dims={"nI": None, "nO": None}
     )
     model.set_ref("listener", listener)
     model.set_ref("hidden_layers", layers)
@@ -59,7 +72,7 @@ def _scalar_mix_listener_forward(model: Model, docs: List[Doc], is_train: bool):
     features, mix = model.layers
     listener = model.get_ref("listener")
     live = bool(features.layers) and features.layers[0] is listener  # not the cache's stand-in
-    if not is_train and live and mix.has_dim("nL"):
+    if not is_train and live and mix.name == "scalar_mix" and mix.has_dim("nL"):
         trf_datas = listener.predict(docs)
         if all(t.model_output.get("hidden_states") for t in trf_datas):
             pool = features.layers[1].layers[0]
@@ -158,6 +171,53 @@ def _scalar_mix_forward(model: Model, Xs: List[Floats3d], is_train: bool):
         d_weights = scale * weights * (d_mixed - (weights * d_mixed).sum())
         model.inc_grad("weights", d_weights)
         model.inc_grad("scale", ops.asarray1f([(weights * d_mixed).sum()]))
+        return dXs
+
+    return Ys, backprop
+
+
+def linear_mix() -> Model[List[Floats3d], List[Floats2d]]:
+    """`sum_l X[:, l] @ W[l] + b`: a linear map of the layers side by side,
+    with `W` (n_layers, width, width) starting as the identity over n_layers
+    (the plain mean of the layers, as `scalar_mix` starts) and `b` at zero. The
+    number of layers and the width are taken from the first input that has
+    more than one layer."""
+    return Model("linear_mix", _linear_mix_forward, params={"W": None, "b": None}, dims={"nL": None, "nI": None})
+
+
+def _linear_mix_forward(model: Model, Xs: List[Floats3d], is_train: bool):
+    ops = model.ops
+    n_layers = max((X.shape[1] for X in Xs), default=1)
+    if n_layers > 1 and not model.has_dim("nL"):
+        width = next(X.shape[2] for X in Xs if X.shape[1] > 1)
+        model.set_dim("nL", n_layers)
+        model.set_dim("nI", width)
+        eye = ops.xp.eye(width, dtype="float32") / n_layers
+        model.set_param("W", ops.asarray3f(ops.xp.stack([eye] * n_layers)))
+        model.set_param("b", ops.alloc1f(width))
+    if not model.has_dim("nL"):  # only zeros seen yet (initialization): widths matter, not values
+        return [X[:, 0] for X in Xs], lambda dYs: [ops.xp.expand_dims(dY, 1) for dY in dYs]
+    n_layers, width = model.get_dim("nL"), model.get_dim("nI")
+    if any(X.shape[1] != n_layers or X.shape[2] != width for X in Xs if X.shape[1] > 1):
+        raise ValueError(f"linear_mix expected {n_layers} layers of width {width}, got {[X.shape[1:] for X in Xs]}")
+    W = model.get_param("W").reshape((n_layers * width, width))
+    b = model.get_param("b")
+    # A doc the transformer did not run on (one layer of zeros) stays zeros.
+    Ys = [ops.gemm(X.reshape((len(X), -1)), W) + b if X.shape[1] > 1 and len(X) else X[:, 0] for X in Xs]
+
+    def backprop(dYs: List[Floats2d]) -> List[Floats3d]:
+        dW = ops.alloc2f(n_layers * width, width)
+        db = ops.alloc1f(width)
+        dXs = []
+        for X, dY in zip(Xs, dYs):
+            if X.shape[1] == 1 or not len(X):
+                dXs.append(ops.xp.zeros_like(X) if len(X) == 0 else ops.xp.expand_dims(dY, 1))
+                continue
+            dW += ops.gemm(X.reshape((len(X), -1)), dY, trans1=True)
+            db += dY.sum(axis=0)
+            dXs.append(ops.gemm(dY, W, trans2=True).reshape(X.shape))
+        model.inc_grad("W", dW.reshape((n_layers, width, width)))
+        model.inc_grad("b", db)
         return dXs
 
     return Ys, backprop
