@@ -141,6 +141,13 @@ def test_linear_mix_starts_as_the_mean_and_its_gradient_matches_finite_differenc
     W = mix.get_param("W")
     assert_allclose(dXs[1], numpy.einsum("nv,lwv->nlw", dYs[1], W), rtol=1e-4, atol=1e-5)
     assert dXs[2].shape == (0, 4, 5)
+    # On cached features the listener asks for the parameters' gradients only.
+    grads = {name: mix.get_grad(name).copy() for name in ("W", "b")}
+    mix.attrs["input_gradient"] = False
+    _, backprop = mix(Xs, is_train=True)
+    assert backprop(dYs) == []
+    for name, grad in grads.items():
+        assert_allclose(mix.get_grad(name), 2 * grad, rtol=1e-5)
     with pytest.raises(ValueError, match="expected 4 layers of width 5"):
         mix([rng.normal(size=(2, 3, 5)).astype("f")], is_train=False)
 

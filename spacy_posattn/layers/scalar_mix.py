@@ -10,6 +10,7 @@ the layers side by side). The gradient goes back to every layer: the
 backprop emits one tensor per hidden state, which `convert_transformer_outputs`
 (installed by `spacy-posattn.TransformerModel.v1`) passes to the encoder.
 """
+from itertools import accumulate
 from typing import Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
@@ -72,6 +73,7 @@ def _scalar_mix_listener_forward(model: Model, docs: List[Doc], is_train: bool):
     features, mix = model.layers
     listener = model.get_ref("listener")
     live = bool(features.layers) and features.layers[0] is listener  # not the cache's stand-in
+    mix.attrs["input_gradient"] = live  # the cache's stand-in takes no gradient
     if not is_train and live and mix.name == "scalar_mix" and mix.has_dim("nL"):
         trf_datas = listener.predict(docs)
         if all(t.model_output.get("hidden_states") for t in trf_datas):
@@ -181,7 +183,9 @@ def linear_mix() -> Model[List[Floats3d], List[Floats2d]]:
     with `W` (n_layers, width, width) starting as the identity over n_layers
     (the plain mean of the layers, as `scalar_mix` starts) and `b` at zero. The
     number of layers and the width are taken from the first input that has
-    more than one layer."""
+    more than one layer. With `model.attrs["input_gradient"]` false (set by
+    the listener when it reads cached features) the backprop updates the
+    parameters' gradients only and returns no input gradient."""
     return Model("linear_mix", _linear_mix_forward, params={"W": None, "b": None}, dims={"nL": None, "nI": None})
 
 
@@ -201,26 +205,38 @@ def _linear_mix_forward(model: Model, Xs: List[Floats3d], is_train: bool):
     if any(X.shape[1] != n_layers or X.shape[2] != width for X in Xs if X.shape[1] > 1):
         raise ValueError(f"linear_mix expected {n_layers} layers of width {width}, got {[X.shape[1:] for X in Xs]}")
     W = model.get_param("W").reshape((n_layers * width, width))
-    b = model.get_param("b")
+    # One matrix product for the whole batch (docs are short: one per doc is slow).
     # A doc the transformer did not run on (one layer of zeros) stays zeros.
-    Ys = [ops.gemm(X.reshape((len(X), -1)), W) + b if X.shape[1] > 1 and len(X) else X[:, 0] for X in Xs]
+    mixed = [i for i, X in enumerate(Xs) if X.shape[1] > 1 and len(X)]
+    X_all = ops.xp.concatenate([Xs[i].reshape((len(Xs[i]), -1)) for i in mixed]) if mixed else None
+    Ys = [X[:, 0] if X.shape[1] == 1 else ops.alloc2f(0, width) for X in Xs]
+    if mixed:
+        Y_all = ops.gemm(X_all, W)
+        Y_all += model.get_param("b")
+        for i, Y in zip(mixed, ops.xp.split(Y_all, _ends(Xs, mixed))):
+            Ys[i] = Y
+    input_gradient = model.attrs.get("input_gradient", True)
 
     def backprop(dYs: List[Floats2d]) -> List[Floats3d]:
-        dW = ops.alloc2f(n_layers * width, width)
-        db = ops.alloc1f(width)
-        dXs = []
-        for X, dY in zip(Xs, dYs):
-            if X.shape[1] == 1 or not len(X):
-                dXs.append(ops.xp.zeros_like(X) if len(X) == 0 else ops.xp.expand_dims(dY, 1))
-                continue
-            dW += ops.gemm(X.reshape((len(X), -1)), dY, trans1=True)
-            db += dY.sum(axis=0)
-            dXs.append(ops.gemm(dY, W, trans2=True).reshape(X.shape))
-        model.inc_grad("W", dW.reshape((n_layers, width, width)))
-        model.inc_grad("b", db)
+        dXs = [ops.xp.expand_dims(dY, 1) if X.shape[1] == 1 else ops.xp.zeros_like(X) for X, dY in zip(Xs, dYs)]
+        if not mixed:
+            return dXs
+        dY_all = ops.xp.concatenate([dYs[i] for i in mixed])
+        model.inc_grad("W", ops.gemm(X_all, dY_all, trans1=True).reshape((n_layers, width, width)))
+        model.inc_grad("b", dY_all.sum(axis=0))
+        if not input_gradient:  # cached features: nothing upstream takes a gradient
+            return []
+        dX_all = ops.gemm(dY_all, W, trans2=True)
+        for i, dX in zip(mixed, ops.xp.split(dX_all, _ends(Xs, mixed))):
+            dXs[i] = dX.reshape(Xs[i].shape)
         return dXs
 
     return Ys, backprop
+
+
+def _ends(Xs: List[Floats3d], indices: List[int]) -> List[int]:
+    """Row offsets that split the concatenation of `Xs[i] for i in indices` back per doc."""
+    return list(accumulate(len(Xs[i]) for i in indices))[:-1]
 
 
 def convert_transformer_outputs(model: Model, inputs_outputs: Tuple, is_train: bool) -> Tuple[ModelOutput, Callable]:
