@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import spacy
 
 ROOT = Path(__file__).parent.parent
 SENTENCES = [
@@ -51,13 +50,7 @@ def tiny_project(tiny_bert, tmp_path_factory):
         shutil.copy(ROOT / name, project)
     shutil.copytree(ROOT / "spacy_posattn", project / "spacy_posattn", ignore=shutil.ignore_patterns("__pycache__"))
     source = write_tiny_gmb(tmp_path / "tiny_gmb.zip")
-    out = run([sys.executable, "-m", "spacy", "project", "run", "all", str(project), *tiny_overrides(source, tiny_bert)],
-              cwd=project)
-    return project, out
-
-
-def tiny_overrides(source, tiny_bert):
-    return [
+    overrides = [
         f"--vars.gmb_source={source}",
         "--vars.config=posattn_tiny",
         f"--vars.encoder={tiny_bert}",
@@ -66,19 +59,8 @@ def tiny_overrides(source, tiny_bert):
         "--vars.n_sents=2",
         "--vars.name=gmb_posattn_tiny",
     ]
-
-
-def test_fast_path_trains_its_tagger_with_the_scalar_mix(tiny_project, tiny_bert):
-    """`train-fast` overrides the config's linear tagger mix with vars.fast_tagger_mix
-    (scalar, to stay inside 30 minutes); stage 1 of `all` keeps the config's."""
-    project, _ = tiny_project
-    overrides = tiny_overrides(project.parent / "tiny_gmb.zip", tiny_bert)
-    run([sys.executable, "-m", "spacy", "project", "run", "train-fast", str(project), *overrides], cwd=project)
-    fast = spacy.util.load_config(project / "training" / "posattn_tiny_fast" / "model-best" / "config.cfg")
-    heads = spacy.util.load_config(project / "training" / "posattn_tiny_heads" / "model-best" / "config.cfg")
-    assert fast["components"]["tagger"]["model"]["tok2vec"]["mix"] == "scalar"
-    assert heads["components"]["tagger"]["model"]["tok2vec"]["mix"] == "linear"
-    assert fast["components"]["posattn_ner"]["model"]["tok2vec"]["mix"] == "scalar"
+    out = run([sys.executable, "-m", "spacy", "project", "run", "all", str(project), *overrides], cwd=project)
+    return project, out
 
 
 def test_project_all_tiny(tiny_project, tmp_path):
