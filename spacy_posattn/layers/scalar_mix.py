@@ -219,18 +219,20 @@ def _linear_mix_forward(model: Model, Xs: List[Floats3d], is_train: bool):
     input_gradient = model.attrs.get("input_gradient", True)
 
     def backprop(dYs: List[Floats2d]) -> List[Floats3d]:
-        dXs = [ops.xp.expand_dims(dY, 1) if X.shape[1] == 1 else ops.xp.zeros_like(X) for X, dY in zip(Xs, dYs)]
-        if not mixed:
-            return dXs
-        dY_all = ops.xp.concatenate([dYs[i] for i in mixed])
-        model.inc_grad("W", (X_all.T @ dY_all).reshape((n_layers, width, width)))
-        model.inc_grad("b", dY_all.sum(axis=0))
-        if not input_gradient:  # cached features: nothing upstream takes a gradient
-            return []
-        dX_all = dY_all @ W.T
-        for i, dX in zip(mixed, ops.xp.split(dX_all, _ends(Xs, mixed))):
-            dXs[i] = dX.reshape(Xs[i].shape)
-        return dXs
+        d_mixed = {}
+        if mixed:
+            dY_all = ops.xp.concatenate([dYs[i] for i in mixed])
+            model.inc_grad("W", (X_all.T @ dY_all).reshape((n_layers, width, width)))
+            model.inc_grad("b", dY_all.sum(axis=0))
+            if not input_gradient:  # cached features: nothing upstream takes a gradient
+                return []
+            d_mixed = dict(zip(mixed, ops.xp.split(dY_all @ W.T, _ends(Xs, mixed))))
+        return [
+            d_mixed[i].reshape(X.shape) if i in d_mixed
+            else ops.xp.expand_dims(dY, 1) if X.shape[1] == 1
+            else ops.xp.zeros_like(X)  # an empty doc
+            for i, (X, dY) in enumerate(zip(Xs, dYs))
+        ]
 
     return Ys, backprop
 
