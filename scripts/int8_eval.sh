@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Entity F1 and POS of a pipeline with each int8 choice and with bf16, on dev and test
-# (issue 10): writes metrics/int8/{none,attention,ffn,all,bf16}_{dev,test}.json and the
+# (issue 10): writes metrics/int8/{none,attention,ffn_in,attention+ffn_in,ffn,all,bf16}_{dev,test}.json and the
 # table OUTPUT.
 # usage: bash scripts/int8_eval.sh MODEL [CORPUS_DIR] [OUTPUT]
 set -euo pipefail
 model=$1; corpus=${2:-corpus}; output=${3:-results/int8.md}
 py=${PYTHON:-$(command -v python || command -v python3)}
 mkdir -p metrics/int8 "$(dirname "$output")"
-for part in none attention ffn all bf16; do
+for part in none attention ffn_in attention+ffn_in ffn all bf16; do
   for split in dev test; do
     if [ -f "metrics/int8/${part}_${split}.json" ] && [ "metrics/int8/${part}_${split}.json" -nt "$model/config.cfg" ]; then
       continue  # already scored for this model
@@ -31,7 +31,7 @@ rows = [
     "| int8 part or bf16 | dev entity F1 | test entity F1 | Δ test F1 | test POS | test words/s |", "|---|---|---|---|---|---|",
 ]
 base = json.load(open("metrics/int8/none_test.json"))["ents_f"]
-for part in ("none", "attention", "ffn", "all", "bf16"):
+for part in ("none", "attention", "ffn_in", "attention+ffn_in", "ffn", "all", "bf16"):
     d, t = (json.load(open(f"metrics/int8/{part}_{s}.json")) for s in ("dev", "test"))
     rows.append(f"| {part} | {100 * d['ents_f']:.2f} | {100 * t['ents_f']:.2f} | {100 * (t['ents_f'] - base):+.2f} | "
                 f"{100 * t['tag_acc']:.2f} | {t.get('words_per_second', 0):,.0f} |")

@@ -192,7 +192,9 @@ def build_transformer_model_v1(
     int8 (str): Run these Linear layers of the encoder in int8 on CPU (PyTorch
         dynamic quantization, applied when the pipeline is loaded; the saved
         weights stay fp32): "none" (the default), "attention" (the attention
-        projections), "ffn" (the feed-forward layers) or "all". Inference
+        projections), "ffn" (the feed-forward layers and the pooler), "ffn_in"
+        (the feed-forward layers' first Linear), "ffn_out" (the rest of "ffn")
+        or "all", or several joined by "+" (e.g. "attention+ffn_in"). Inference
         only: training with it raises an error. Turn it on for a trained
         pipeline with `spacy.load(path, config={"components.transformer.model.int8": "attention"})`
         (`python -m spacy_posattn evaluate --int8 PART` scores it).

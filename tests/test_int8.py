@@ -42,18 +42,25 @@ def trf_outputs(nlp, texts=TEXTS):
     return [numpy.asarray(doc._.trf_data.model_output.last_hidden_state).reshape((-1, 32)) for doc in nlp.pipe(texts)]
 
 
-@pytest.mark.parametrize("parts", ["attention", "all"])
-def test_loading_with_int8_quantizes_the_chosen_layers(tiny_bert, parts):
+@pytest.mark.parametrize(
+    "parts,expect_int8",
+    [
+        ("attention", lambda name: "attention" in name),
+        ("all", lambda name: True),
+        ("attention+ffn_in", lambda name: "attention" in name or "intermediate" in name),
+    ],
+)
+def test_loading_with_int8_quantizes_the_chosen_layers(tiny_bert, parts, expect_int8):
     with make_tempdir() as tmp:
         fp32 = trained_pipeline(tiny_bert, tmp)
         nlp = spacy.load(tmp, config={"components.transformer.model.int8": parts})
     shim = pipeline_encoder_shim(nlp)
     assert isinstance(shim, Int8HFShim) and shim.quantized
     kinds = linear_kinds(shim._model)
-    attention = {name for name in kinds if "attention" in name}
-    assert attention and all(kinds[name] == "int8" for name in attention)
-    others = set(kinds) - attention
-    assert others and all(kinds[name] == ("int8" if parts == "all" else "fp32") for name in others)
+    assert any("attention" in name for name in kinds) and any("output.dense" in name for name in kinds)
+    assert {name: kind for name, kind in kinds.items()} == {
+        name: "int8" if expect_int8(name) else "fp32" for name in kinds
+    }
     # The quantized encoder stays close to fp32 and the pipeline predicts.
     for a, b in zip(trf_outputs(fp32), trf_outputs(nlp)):
         cosine = (a * b).sum(-1) / (numpy.linalg.norm(a, axis=-1) * numpy.linalg.norm(b, axis=-1))
@@ -105,9 +112,15 @@ def test_bad_int8_value_names_the_choices(tiny_bert):
 def test_linear_selection_by_part():
     module = torch.nn.ModuleDict({
         "attention": torch.nn.ModuleDict({"query": torch.nn.Linear(2, 2)}),
-        "intermediate": torch.nn.Linear(2, 2),
+        "intermediate": torch.nn.ModuleDict({"dense": torch.nn.Linear(2, 2)}),
+        "output": torch.nn.ModuleDict({"dense": torch.nn.Linear(2, 2)}),
     })
     assert int8_linear_names(module, "attention") == ["attention.query"]
-    assert int8_linear_names(module, "ffn") == ["intermediate"]
+    assert int8_linear_names(module, "ffn") == ["intermediate.dense", "output.dense"]
+    assert int8_linear_names(module, "ffn_in") == ["intermediate.dense"]
+    assert int8_linear_names(module, "ffn_out") == ["output.dense"]
     assert int8_linear_names(module, "none") == []
-    assert sorted(int8_linear_names(module, "all")) == ["attention.query", "intermediate"]
+    assert int8_linear_names(module, "all") == ["attention.query", "intermediate.dense", "output.dense"]
+    assert int8_linear_names(module, "attention+ffn_in") == ["attention.query", "intermediate.dense"]
+    with pytest.raises(ValueError, match="attention\\+ffn_in"):
+        int8_linear_names(module, "attention+ffn_mid")

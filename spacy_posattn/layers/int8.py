@@ -13,22 +13,42 @@ from .encoder_shim import encoder_shim
 from .load_time_conversion import LoadTimeConversionShim
 
 # Which Linear layers of the encoder to quantize, by qualified module name.
+# Parts combine with "+", e.g. "attention+ffn_in".
 _ATTENTION = re.compile(r"attention|attn", re.IGNORECASE)
+_FFN_IN = re.compile(r"intermediate|lin1", re.IGNORECASE)  # BERT / DistilBERT: width -> 4 x width
 INT8_PARTS: Dict[str, Callable[[str], bool]] = {
     "none": lambda name: False,
     "attention": lambda name: bool(_ATTENTION.search(name)),
     "ffn": lambda name: not _ATTENTION.search(name),
+    # The feed-forward layer's first (expanding) Linear; its second one takes the
+    # GELU's outputs, whose outliers int8 rounds worst.
+    "ffn_in": lambda name: bool(_FFN_IN.search(name)) and not _ATTENTION.search(name),
+    "ffn_out": lambda name: not _ATTENTION.search(name) and not _FFN_IN.search(name),
     "all": lambda name: True,
 }
 
 
+def parse_int8_parts(parts: str) -> List[str]:
+    """RETURNS (List[str]): The parts of "attention+ffn_in" and the like.
+    Raises ValueError, naming the choices, for an unknown part."""
+    chosen = parts.split("+") if isinstance(parts, str) else [parts]
+    unknown = [part for part in chosen if part not in INT8_PARTS]
+    if unknown:
+        raise ValueError(
+            f"int8 must be one of {', '.join(INT8_PARTS)} or several joined by '+' "
+            f"(e.g. attention+ffn_in), got {parts!r}"
+        )
+    return chosen
+
+
 def int8_linear_names(module: nn.Module, parts: str) -> List[str]:
     """RETURNS (List[str]): The qualified names of the Linear layers of
-    `module` that `parts` ("none", "attention", "ffn", "all") selects."""
-    if parts not in INT8_PARTS:
-        raise ValueError(f"int8 must be one of {', '.join(INT8_PARTS)}, got {parts!r}")
-    chosen = INT8_PARTS[parts]
-    return [name for name, sub in module.named_modules() if isinstance(sub, nn.Linear) and chosen(name)]
+    `module` that `parts` (see `INT8_PARTS`; several joined by "+") selects."""
+    chosen = [INT8_PARTS[part] for part in parse_int8_parts(parts)]
+    return [
+        name for name, sub in module.named_modules()
+        if isinstance(sub, nn.Linear) and any(select(name) for select in chosen)
+    ]
 
 
 def quantize_linear_layers(module: nn.Module, names: List[str]) -> nn.Module:
@@ -63,11 +83,10 @@ def set_encoder_int8(transformer: Model, parts: str) -> None:
     its `parts` Linear layers in int8 (see `INT8_PARTS`).
 
     transformer (Model): The `TransformerModel`.
-    parts (str): "none", "attention", "ffn" or "all".
+    parts (str): "none", "attention", "ffn", "ffn_in", "ffn_out" or "all", or
+        several joined by "+" (e.g. "attention+ffn_in").
     """
-    if parts not in INT8_PARTS:
-        raise ValueError(f"int8 must be one of {', '.join(INT8_PARTS)}, got {parts!r}")
-    if parts == "none":
+    if set(parse_int8_parts(parts)) == {"none"}:
         return
     shim = encoder_shim(transformer)
     shim.__class__ = Int8HFShim
