@@ -88,7 +88,7 @@ def evaluate_cli(
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use, -1 for CPU"),
     batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per nlp.pipe batch"),
     machine: str = typer.Option("", "--machine", help="Where this ran, for the report (default: CPU count or GPU name)"),
-    int8: str = typer.Option("", "--int8", help="Load with components.transformer.model.int8 set to this (attention, ffn, all)"),
+    int8: str = typer.Option("", "--int8", help="Load with components.transformer.model.int8 set to this (attention, ffn, ffn_in, ffn_out, all; several joined by +)"),
     bf16: bool = typer.Option(False, "--bf16", help="Load with components.transformer.model.bf16 = true (CPU inference in bfloat16)"),
     train_time: List[Path] = typer.Option(
         [], "--train-time", help="A training stage's time record written by `timed` (repeat per stage): their total is reported as train_seconds",
@@ -261,6 +261,9 @@ def compare_report_cli(
         help="NAME=PATH: scores of one of the project's own pipelines (default, stage1, fast), written by `evaluate --train-time`, added as a row; repeatable",
     ),
     readme: Optional[Path] = typer.Option(None, "--readme", help="Also fill this README's compare-table block"),
+    command: str = typer.Option(
+        "spacy project run compare", "--command", help="The command the table names as its source"
+    ),
 ) -> None:
     """Write results/compare.md and .json and the PNG plots from the scores."""
     from .compare.report import write_report
@@ -282,7 +285,7 @@ def compare_report_cli(
         if not references[name].exists():
             msg.warn(f"No {path} yet (its workflow writes it): the table has no '{name}' row")
     try:
-        written = write_report(metrics_root, output_dir, references, readme)
+        written = write_report(metrics_root, output_dir, references, readme, command)
     except (FileNotFoundError, ValueError) as err:
         msg.fail(str(err), exits=1)
     for path in written:
