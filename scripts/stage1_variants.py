@@ -43,6 +43,10 @@ VARIANTS = {
         "+ linear mix for the tagger only (session 10's `train-heads` in a fresh clone + `evaluate-stage1`)",
         {"components.tagger.model.tok2vec.mix": "linear"},
     ),
+    "tagger_depth1": (
+        "+ one positional-attention block in the tagger (depth 1, width 256: context for the case features)",
+        {**SCALAR_TAGGER, "components.tagger.model.depth": "1"},
+    ),
 }
 
 

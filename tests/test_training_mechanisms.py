@@ -134,10 +134,10 @@ CASED = [  # only the case tells the tag: "WHO" the organisation, "who" the pron
 ]
 
 
-def tagger_accuracy_on_case(tiny_bert, lexical) -> float:
+def tagger_accuracy_on_case(tiny_bert, lexical, nlp_out=None, **tagger_args) -> float:
     fix_random_seed(0)
     tagger = {"@architectures": "spacy-posattn.PositionalAttentionTagger.v2", "depth": 0, "dropout": 0.0,
-              "tok2vec": LISTENER, "lexical": lexical}
+              "tok2vec": LISTENER, "lexical": lexical, **tagger_args}
     # The tagger listens first, the NER last: the tagger's listener backprop returns None.
     nlp = make_nlp(tiny_bert, tagger_model=tagger)
     examples = [Example.from_dict(nlp.make_doc(text), {"tags": tags, "entities": []}) for text, tags in CASED]
@@ -147,6 +147,8 @@ def tagger_accuracy_on_case(tiny_bert, lexical) -> float:
     for _ in range(60):
         nlp.update(examples, sgd=optimizer)
     docs = list(nlp.pipe(text for text, _ in CASED))
+    if nlp_out is not None:
+        nlp_out.append(nlp)
     return numpy.mean([doc[2].tag_ == tags[2] for doc, (_, tags) in zip(docs, CASED)])
 
 
@@ -155,6 +157,22 @@ def test_lexical_features_let_the_tagger_see_case(tiny_bert):
     # context: without lexical features the tagger can get at most half right.
     assert tagger_accuracy_on_case(tiny_bert, lexical=None) <= 0.5
     assert tagger_accuracy_on_case(tiny_bert, lexical=LEXICAL) == 1.0
+
+
+def test_tagger_with_an_attention_block_learns_case_and_round_trips(tiny_bert, tmp_path):
+    # `--vars.tagger_depth 1`: the encoder's vectors and the case features meet in
+    # a positional-attention block before the softmax.
+    trained = []
+    accuracy = tagger_accuracy_on_case(
+        tiny_bert, lexical=LEXICAL, nlp_out=trained, depth=1, width=32, heads=2, window=8
+    )
+    assert accuracy == 1.0
+    nlp = trained[0]
+    assert nlp.get_pipe("tagger").model.attrs["depth"] == 1
+    nlp.to_disk(tmp_path / "nlp")
+    loaded = load_model_from_path(tmp_path / "nlp")
+    texts = [text for text, _ in CASED]
+    assert [[t.tag_ for t in doc] for doc in loaded.pipe(texts)] == [[t.tag_ for t in doc] for doc in nlp.pipe(texts)]
 
 
 def test_warm_start_from_cached_heads_links_listeners_and_trains(tiny_bert, tiny_corpus, tmp_path):  # noqa: F811
