@@ -263,7 +263,7 @@ def compare_report_cli(
     readme: Optional[Path] = typer.Option(None, "--readme", help="Also fill this README's compare-table block"),
     command: str = typer.Option(
         "spacy project run compare", "--command", help="The command the table names as its source"
-    ),
+    ),  # = compare.report.DEFAULT_COMMAND (the module is imported lazily)
 ) -> None:
     """Write results/compare.md and .json and the PNG plots from the scores."""
     from .compare.report import write_report

@@ -58,7 +58,7 @@ def test_loading_with_int8_quantizes_the_chosen_layers(tiny_bert, parts, expect_
     assert isinstance(shim, Int8HFShim) and shim.quantized
     kinds = linear_kinds(shim._model)
     assert any("attention" in name for name in kinds) and any("output.dense" in name for name in kinds)
-    assert {name: kind for name, kind in kinds.items()} == {
+    assert kinds == {
         name: "int8" if expect_int8(name) else "fp32" for name in kinds
     }
     # The quantized encoder stays close to fp32 and the pipeline predicts.

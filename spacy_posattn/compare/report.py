@@ -111,6 +111,10 @@ def speed_ratio(rows: List[Dict], interleaved: Optional[Dict] = None) -> Optiona
     return {"ours": ours, "spacy_trf_ner": theirs, "ratio": ours / theirs, "source": source}
 
 
+# The command a table names as its source, unless told otherwise.
+DEFAULT_COMMAND = "spacy project run compare"
+
+
 def budget_text(row: Dict) -> str:
     spec = row.get("budget_spec") or {}
     parts = [f"{v} {k.replace('max_', '')}" for k, v in spec.items() if k.startswith("max_") and v]
@@ -120,7 +124,7 @@ def budget_text(row: Dict) -> str:
 
 
 def markdown_table(
-    rows: List[Dict], claim: Optional[Dict], speed: Optional[Dict], command: str = "spacy project run compare"
+    rows: List[Dict], claim: Optional[Dict], speed: Optional[Dict], command: str = DEFAULT_COMMAND
 ) -> str:
     pct = lambda x: "–" if x is None else f"{100 * x:.2f}"  # noqa: E731
     machines = sorted({r.get("machine", "?") for r in rows})
@@ -181,7 +185,7 @@ def write_report(
     output_dir: Path,
     references: Optional[Dict[str, Path]] = None,
     readme: Optional[Path] = None,
-    command: str = "spacy project run compare",
+    command: str = DEFAULT_COMMAND,
 ) -> List[Path]:
     """Write compare.md, compare.json and the PNG plots, and fill the README's
     table block if `readme` is given; RETURNS the paths written. `command` is
