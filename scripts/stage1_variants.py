@@ -21,11 +21,12 @@ from spacy_posattn.machine import describe_machine
 
 CONFIG = "configs/posattn_minilm.cfg"
 HEADS_RATE = "0.001"  # project.yml vars.head_learn_rate
-# name: (what changes, config overrides). Each is one change to the default's stage 1
-# (scalar mix for both heads).
-SCALAR_TAGGER = {"components.tagger.model.tok2vec.mix": "scalar"}
+# name: (what changes, config overrides). Each is one change to session 9's stage 1
+# (scalar mix for both heads, no attention block in the tagger); the overrides pin
+# that base, so a variant means the same under later defaults (depth 1 since session 12).
+SCALAR_TAGGER = {"components.tagger.model.tok2vec.mix": "scalar", "components.tagger.model.depth": "0"}
 VARIANTS = {
-    "scalar_both": ("the default's stage 1: scalar mix for both heads (session 9's `train-heads`)", dict(SCALAR_TAGGER)),
+    "scalar_both": ("session 9's stage 1 (`train-heads` then): scalar mix for both heads, no block in the tagger", dict(SCALAR_TAGGER)),
     "dropout02": (
         "+ posattn_ner's block dropout 0.2 (default 0.1)",
         {**SCALAR_TAGGER, "components.posattn_ner.model.dropout": "0.2"},
@@ -37,15 +38,20 @@ VARIANTS = {
     ),
     "linear_mix": (
         "+ linear mix of the hidden layers (mix = \"linear\") for both heads",
-        {f"components.{c}.model.tok2vec.mix": "linear" for c in ("posattn_ner", "tagger")},
+        {"components.tagger.model.depth": "0", **{f"components.{c}.model.tok2vec.mix": "linear" for c in ("posattn_ner", "tagger")}},
     ),
     "tagger_linear": (
         "+ linear mix for the tagger only (session 10's `train-heads` in a fresh clone + `evaluate-stage1`)",
-        {"components.tagger.model.tok2vec.mix": "linear"},
+        {"components.tagger.model.depth": "0", "components.tagger.model.tok2vec.mix": "linear"},
     ),
     "tagger_depth1": (
-        "+ one positional-attention block in the tagger (depth 1, width 256: context for the case features)",
+        "+ one positional-attention block in the tagger (depth 1, width 256: context for the case features; the default since session 12)",
         {**SCALAR_TAGGER, "components.tagger.model.depth": "1"},
+    ),
+    "seed1": (
+        "session 12's default stage 1 (tagger depth 1) with `system.seed` 1: other initial weights and Doc order, "
+        "the seed-to-seed spread",
+        {**SCALAR_TAGGER, "components.tagger.model.depth": "1", "system.seed": "1"},
     ),
 }
 

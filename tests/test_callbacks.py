@@ -49,3 +49,14 @@ def test_train_cached_calls_before_update_every_step(tiny_bert, tiny_corpus, tmp
     feature_cache.train_cached(path, tmp_path / "out", epochs=2, cache_dir=tmp_path / "cache")
     assert [s["step"] for s in STEPS] == list(range(len(STEPS))) and len(STEPS) >= 4
     assert {s["epoch"] for s in STEPS} == {0, 1}
+
+
+def test_train_cached_shuffles_with_the_configs_seed(tiny_bert, tiny_corpus, tmp_path, monkeypatch):  # noqa: F811
+    """`--system.seed N` changes the order of the train Docs too, not only the initial weights."""
+    path = tiny_cached_config(tmp_path, tiny_corpus, tiny_bert)
+    seeds = []
+    real_seed = feature_cache.random.seed
+    monkeypatch.setattr(feature_cache.random, "seed", lambda s: seeds.append(s) or real_seed(s))
+    feature_cache.train_cached(path, tmp_path / "out", epochs=1, cache_dir=tmp_path / "cache",
+                               overrides={"system.seed": 3})
+    assert seeds[-1] == 3
