@@ -220,7 +220,7 @@ def test_ablation_rows_change_one_thing_each(tiny_bert, tmp_path):
     from spacy_posattn.compare.systems import ABLATION
 
     names = [s.name for s in get_systems([s.name for s in ABLATION])]
-    assert names == ["frozen_baseline", "frozen_case_pos", "frozen_layer_mix"]
+    assert names == ["frozen_baseline", "frozen_case_pos", "frozen_layer_mix", "frozen_tagger_block"]
     assert not set(names) & {s.name for s in get_systems([])}  # not in a plain `compare` run
     archs = {}
     for system in ABLATION:
@@ -232,12 +232,16 @@ def test_ablation_rows_change_one_thing_each(tiny_bert, tmp_path):
             comp["tagger"]["model"]["tok2vec"]["@architectures"],
             comp["posattn_ner"]["model"]["tok2vec"]["@architectures"],
             comp["transformer"]["model"]["transformer_config"].get("output_hidden_states", False),
+            comp["tagger"]["model"].get("depth"),
         )
         assert config["training"]["optimizer"]["learn_rate"]["initial_rate"] == 1e-3
     stock, mix = "spacy-transformers.TransformerListener.v1", "spacy-posattn.ScalarMixListener.v1"
-    assert archs["frozen_baseline"] == ("spacy.Tagger.v2", stock, stock, False)
-    assert archs["frozen_case_pos"] == ("spacy-posattn.PositionalAttentionTagger.v2", stock, stock, False)
-    assert archs["frozen_layer_mix"] == ("spacy-posattn.PositionalAttentionTagger.v2", mix, mix, True)
+    ours = "spacy-posattn.PositionalAttentionTagger.v2"
+    assert archs["frozen_baseline"] == ("spacy.Tagger.v2", stock, stock, False, None)
+    assert archs["frozen_case_pos"] == (ours, stock, stock, False, 0)
+    assert archs["frozen_layer_mix"] == (ours, mix, mix, True, 0)
+    # The last row is the default config's stage 1: its tagger has an attention block.
+    assert archs["frozen_tagger_block"] == (ours, mix, mix, True, 1)
 
 
 def test_crf_brings_its_tagger_and_missing_extras_fail_up_front(monkeypatch):

@@ -117,6 +117,8 @@ LAST_LAYER_ONLY = {
     "components.posattn_ner.model.tok2vec": STOCK_LISTENER,
 }
 HEAD_RATE = {"training.optimizer.learn_rate.initial_rate": 1e-3}
+# The tagger as it was before its attention block (the default since session 12).
+TAGGER_NO_BLOCK = {"components.tagger.model.depth": 0}
 # Issue 8's ablation on the frozen encoder (stage 1 of the default training):
 # each row adds one change, at the same budget of cached-feature epochs.
 ABLATION: List[System] = [
@@ -128,10 +130,14 @@ ABLATION: List[System] = [
     ),
     System(
         "frozen_case_pos", "+ case-aware POS (tagger with lexical features)", "cached", OURS,
-        overrides={**LAST_LAYER_ONLY, **HEAD_RATE}, budgets=_epochs(1, 3, 0, 0),
+        overrides={**LAST_LAYER_ONLY, **HEAD_RATE, **TAGGER_NO_BLOCK}, budgets=_epochs(1, 3, 0, 0),
     ),
     System(
-        "frozen_layer_mix", "+ scalar mix of all hidden layers (the default's stage 1)", "cached", OURS,
+        "frozen_layer_mix", "+ scalar mix of all hidden layers", "cached", OURS,
+        overrides={**HEAD_RATE, **TAGGER_NO_BLOCK}, budgets=_epochs(1, 3, 0, 0),
+    ),
+    System(
+        "frozen_tagger_block", "+ one positional-attention block in the tagger (the default's stage 1)", "cached", OURS,
         overrides=dict(HEAD_RATE), budgets=_epochs(1, 3, 0, 0),
     ),
 ]
