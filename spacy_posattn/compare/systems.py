@@ -117,7 +117,7 @@ LAST_LAYER_ONLY = {
     "components.posattn_ner.model.tok2vec": STOCK_LISTENER,
 }
 HEAD_RATE = {"training.optimizer.learn_rate.initial_rate": 1e-3}
-# The tagger as it was before its attention block (the default since session 12).
+# The tagger without its attention block (depth 0; the default until session 12, 1 since).
 TAGGER_NO_BLOCK = {"components.tagger.model.depth": 0}
 # Issue 8's ablation on the frozen encoder (stage 1 of the default training):
 # each row adds one change, at the same budget of cached-feature epochs.
