@@ -53,6 +53,10 @@ VARIANTS = {
         "the seed-to-seed spread",
         {**SCALAR_TAGGER, "components.tagger.model.depth": "1", "system.seed": "1"},
     ),
+    "seed2": (
+        "as `seed1`, with `system.seed` 2",
+        {**SCALAR_TAGGER, "components.tagger.model.depth": "1", "system.seed": "2"},
+    ),
 }
 
 
