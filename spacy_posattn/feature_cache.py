@@ -13,7 +13,7 @@ import random
 import resource
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import numpy
 from spacy.language import Language
@@ -203,7 +203,6 @@ def train_cached(
     output_dir: Path,
     epochs: int,
     cache_dir: Path,
-    seed: Optional[int] = None,
     overrides: Dict = {},
     score_without_averages: bool = False,
 ) -> float:
@@ -214,9 +213,8 @@ def train_cached(
     parameter averages, as `spacy train` does) and output_dir/train_log.jsonl:
     per epoch, the train and dev loss per token
     of each head, the dev scores, and `seconds` = feature pass + head training.
-    The heads' initial weights come from `[training] seed` (`${system.seed}`), as
-    in `spacy train`, and so does the order of the train Docs each epoch unless
-    `seed` is given.
+    The heads' initial weights and the order of the train Docs each epoch come
+    from `[training] seed` (`${system.seed}`), as in `spacy train`.
     `feature_seconds_reused` is the part of the feature pass read from the cache
     (measured when it was computed), which this process's wall time does not include.
     overrides (Dict): Config values to set, by dotted key (as `spacy train`'s
@@ -261,7 +259,7 @@ def train_cached(
     weights = {k: v for k, v in (T["score_weights"] or {}).items() if v}
     n_train_words = sum(len(eg) for eg in train)
     n_dev_words = sum(len(eg) for eg in dev)
-    random.seed(T["seed"] if seed is None else seed)
+    random.seed(T["seed"])
     output_dir.mkdir(parents=True, exist_ok=True)
     best, step, start = -1.0, 0, time.perf_counter()
     with (output_dir / "train_log.jsonl").open("w", encoding="utf8") as log:
