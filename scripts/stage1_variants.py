@@ -24,38 +24,40 @@ HEADS_RATE = "0.001"  # project.yml vars.head_learn_rate
 # name: (what changes, config overrides). Each is one change to session 9's stage 1
 # (scalar mix for both heads, no attention block in the tagger); the overrides pin
 # that base, so a variant means the same under later defaults (depth 1 since session 12).
-SCALAR_TAGGER = {"components.tagger.model.tok2vec.mix": "scalar", "components.tagger.model.depth": "0"}
+SESSION9 = {"components.tagger.model.tok2vec.mix": "scalar", "components.tagger.model.depth": "0"}
+# Session 12's default stage 1: session 9's with one attention block in the tagger.
+SESSION12 = {**SESSION9, "components.tagger.model.depth": "1"}
 VARIANTS = {
-    "scalar_both": ("session 9's stage 1 (`train-heads` then): scalar mix for both heads, no block in the tagger", dict(SCALAR_TAGGER)),
+    "scalar_both": ("session 9's stage 1 (`train-heads` then): scalar mix for both heads, no block in the tagger", dict(SESSION9)),
     "dropout02": (
         "+ posattn_ner's block dropout 0.2 (default 0.1)",
-        {**SCALAR_TAGGER, "components.posattn_ner.model.dropout": "0.2"},
+        {**SESSION9, "components.posattn_ner.model.dropout": "0.2"},
     ),
     "rows4x": (
         "+ 4x hash rows for both heads' lexical features ([20000, 4000, 10000, 2500])",
-        {**SCALAR_TAGGER, **{f"components.{c}.model.lexical.rows": "[20000,4000,10000,2500]"
+        {**SESSION9, **{f"components.{c}.model.lexical.rows": "[20000,4000,10000,2500]"
                             for c in ("posattn_ner", "tagger")}},
     ),
     "linear_mix": (
         "+ linear mix of the hidden layers (mix = \"linear\") for both heads",
-        {"components.tagger.model.depth": "0", **{f"components.{c}.model.tok2vec.mix": "linear" for c in ("posattn_ner", "tagger")}},
+        {**SESSION9, **{f"components.{c}.model.tok2vec.mix": "linear" for c in ("posattn_ner", "tagger")}},
     ),
     "tagger_linear": (
         "+ linear mix for the tagger only (session 10's `train-heads` in a fresh clone + `evaluate-stage1`)",
-        {"components.tagger.model.depth": "0", "components.tagger.model.tok2vec.mix": "linear"},
+        {**SESSION9, "components.tagger.model.tok2vec.mix": "linear"},
     ),
     "tagger_depth1": (
         "+ one positional-attention block in the tagger (depth 1, width 256: context for the case features; the default since session 12)",
-        {**SCALAR_TAGGER, "components.tagger.model.depth": "1"},
+        dict(SESSION12),
     ),
     "seed1": (
         "session 12's default stage 1 (tagger depth 1) with `system.seed` 1: other initial weights and Doc order, "
         "the seed-to-seed spread",
-        {**SCALAR_TAGGER, "components.tagger.model.depth": "1", "system.seed": "1"},
+        {**SESSION12, "system.seed": "1"},
     ),
     "seed2": (
         "as `seed1`, with `system.seed` 2",
-        {**SCALAR_TAGGER, "components.tagger.model.depth": "1", "system.seed": "2"},
+        {**SESSION12, "system.seed": "2"},
     ),
 }
 
