@@ -13,7 +13,7 @@ import random
 import resource
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterable, Iterator, List, Tuple
 
 import numpy
 from spacy.language import Language
@@ -21,7 +21,7 @@ from spacy.schemas import ConfigSchemaTraining
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.training.initialize import init_nlp
-from spacy.util import load_config, minibatch, registry, resolve_dot_names
+from spacy.util import load_config, registry, resolve_dot_names
 from thinc.api import Model
 
 from .evaluate import score_docs
@@ -59,18 +59,42 @@ def listener_chains(nlp: Language) -> Dict[str, Model]:
     return chains
 
 
+# Words per batch of the feature pass: about 16 ten-sentence Docs, or 190 single
+# sentences. Batches of 16 Docs whatever their length (before session 13) left a GPU
+# idle on single sentences (9,391 words/s on an H200, results/gpu_h200_n1/).
+FEATURE_BATCH_WORDS = 4000
+
+
+def batches_of_words(docs: Iterable[Doc], words: int) -> Iterator[List[Doc]]:
+    """Consecutive batches of `docs`, in order, each closed as soon as it holds
+    at least `words` words (so a longer Doc makes a batch of its own; the last
+    batch may hold fewer). The order matters: the caller writes the vectors one
+    Doc after the other."""
+    batch: List[Doc] = []
+    count = 0
+    for doc in docs:
+        batch.append(doc)
+        count += len(doc)
+        if count >= words:
+            yield batch
+            batch, count = [], 0
+    if batch:
+        yield batch
+
+
 def encode_docs(
-    nlp: Language, pool: Model, docs: List[Doc], batch_size: int = 16, progress: "Progress" = None
+    nlp: Language, pool: Model, docs: List[Doc], batch_words: int = FEATURE_BATCH_WORDS, progress: "Progress" = None
 ) -> Iterator[numpy.ndarray]:
     """Run the frozen transformer and the listener's pooling over `docs`.
 
+    batch_words (int): Words per batch (`batches_of_words`).
     progress (Progress): Reports the words done now and then.
     YIELDS (numpy.ndarray): One (n_tokens, width) float16 array per doc, in
         order; (n_tokens, n_layers * width) for per-layer vectors.
     """
     transformer = nlp.get_pipe("transformer")
     progress = progress or Progress("feature pass", sum(len(doc) for doc in docs))
-    for batch in minibatch(docs, batch_size):
+    for batch in batches_of_words(docs, batch_words):
         transformer.set_annotations(batch, transformer.predict(batch))
         for doc, X in zip(batch, pool.predict(batch)):
             yield pool.ops.to_numpy(X).reshape((len(doc), -1)).astype(numpy.float16)

@@ -42,3 +42,22 @@ def test_cache_key_follows_what_changes_the_vectors(tmp_path):
     assert key() != key(name="other/bert")
     assert key() != key(get_spans={"window": 64})
     assert key() != key(int8="all")
+
+
+def test_feature_pass_batches_by_words_in_order():
+    from spacy.tokens import Doc
+    from spacy.vocab import Vocab
+
+    from spacy_posattn.feature_cache import batches_of_words
+
+    vocab = Vocab()
+    lengths = [3, 4, 2, 9, 1, 1, 0, 5]
+    docs = [Doc(vocab, words=["w"] * n) for n in lengths]
+    batches = list(batches_of_words(docs, 6))
+    # Order kept, nothing dropped or repeated: the vectors are written one Doc after the other.
+    assert [doc for batch in batches for doc in batch] == docs
+    assert [[len(d) for d in b] for b in batches] == [[3, 4], [2, 9], [1, 1, 0, 5]]
+    # Every batch but the last reaches the size; a long Doc closes its batch at once.
+    assert all(sum(len(d) for d in b) >= 6 for b in batches[:-1])
+    assert [[len(d) for d in b] for b in batches_of_words(docs[:4], 1)] == [[3], [4], [2], [9]]
+    assert list(batches_of_words([], 6)) == []
