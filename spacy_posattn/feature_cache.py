@@ -358,7 +358,15 @@ def score_heads(nlp: Language, heads: List[str], examples: List[Example]) -> Tup
     for name in heads:
         proc = nlp.get_pipe(name)
         outputs = proc.model.predict(docs)  # once, for the loss and the annotations
-        losses[name] = float(proc.get_loss(batch, [probabilities(proc.model.ops, X) for X in outputs])[0])
+        try:
+            losses[name] = float(proc.get_loss(batch, [probabilities(proc.model.ops, X) for X in outputs])[0])
+        except KeyError as err:  # spaCy's tagger: a gold tag it has no row for
+            raise ValueError(
+                f"[{name}] The dev data has the label {err.args[0]!r}, which the training data (where "
+                f"'{name}' took its labels: {', '.join(getattr(proc, 'labels', ()))}) does not have, so "
+                "its dev loss cannot be computed. Train on data that includes it (is --corpora.train.limit "
+                "set?), or remove it from the dev data."
+            ) from err
         # What proc.predict(docs) returns: spaCy's tagger turns the scores into tag ids.
         proc.set_annotations(docs, proc._scores2guesses(outputs) if hasattr(proc, "_scores2guesses") else outputs)
     return losses, score_docs([eg.reference for eg in examples], docs)

@@ -60,3 +60,17 @@ def test_train_cached_shuffles_with_the_configs_seed(tiny_bert, tiny_corpus, tmp
     feature_cache.train_cached(path, tmp_path / "out", epochs=1, cache_dir=tmp_path / "cache",
                                overrides={"system.seed": 3})
     assert seeds[-1] == 3
+
+
+def test_train_cached_names_a_dev_tag_the_training_data_lacks(tiny_bert, tiny_corpus, tmp_path):  # noqa: F811
+    """Not thinc's bare KeyError from deep inside the tagger's loss (seen with a train limit)."""
+    from spacy.tokens import DocBin
+    from spacy.vocab import Vocab
+
+    docs = list(DocBin().from_disk(tiny_corpus / "dev.spacy").get_docs(Vocab()))
+    docs[0][0].tag_ = "XYZ"
+    DocBin(docs=docs, store_user_data=True).to_disk(tmp_path / "dev.spacy")
+    path = tiny_cached_config(tmp_path, tiny_corpus, tiny_bert)
+    with pytest.raises(ValueError, match=r"\[tagger\] The dev data has the label 'XYZ'.*corpora.train.limit"):
+        feature_cache.train_cached(path, tmp_path / "out", epochs=1, cache_dir=tmp_path / "cache",
+                                   overrides={"paths.dev": str(tmp_path / "dev.spacy")})
