@@ -59,7 +59,7 @@ def listener_chains(nlp: Language) -> Dict[str, Model]:
     return chains
 
 
-# Words per batch of the feature pass: about 16 ten-sentence Docs, or 190 single
+# Words per batch of the feature pass: about 19 ten-sentence Docs, or 190 single
 # sentences. Batches of 16 Docs whatever their length (before session 13) left a GPU
 # idle on single sentences (9,391 words/s on an H200, results/gpu_h200_n1/).
 FEATURE_BATCH_WORDS = 4000
