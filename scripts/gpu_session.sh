@@ -17,7 +17,8 @@
 #   corpus/n10/test.spacy), PYTHON (default python3), GPU_ID (default 0), CONFIG (default
 #   configs/posattn_minilm_gpu.cfg), STAGE1_S (default 45 % of the budget), LIMIT (Docs
 #   per corpus and benchmark, 0: all; for a dry run on CPU), SPEED, TARGET.
-#   Dry run on CPU: GPU_ID=-1 CONFIG=configs/posattn_minilm.cfg LIMIT=200 bash scripts/gpu_session.sh bundled:all-minilm-l6-v2 /tmp/dry 300 1
+#   Dry run on CPU (as run in session 13; with far fewer Docs, dev has tags that train lacks):
+#   GPU_ID=-1 CONFIG=configs/posattn_minilm.cfg LIMIT=2000 bash scripts/gpu_session.sh bundled:all-minilm-l6-v2 /tmp/dry 420 1
 set -uo pipefail
 enc=$1; out=$2; budget=${3:-480}; epochs=${4:-4}
 py=${PYTHON:-python3}
@@ -34,8 +35,9 @@ start=$(date +%s)
 left() { echo $(( budget - ($(date +%s) - start) )); }
 stamp() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$out/session.txt"; }
 timestamped() { while IFS= read -r line; do printf '%d %s\n' $(( $(printf '%(%s)T' -1) - start )) "$line"; done; }
-pack() { tar -czf "$out/session.tar.gz" -C "$out" files session.txt 2>/dev/null; }
-trap pack EXIT
+# At exit, however it ends: pack what came out, and free the models and features.
+finish() { tar -czf "$out/session.tar.gz" -C "$out" files session.txt 2>/dev/null; rm -rf "$work"; }
+trap finish EXIT
 { nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU (GPU_ID=$gpu)"; } > "$out/session.txt"
 limits=(--corpora.train.limit "$limit" --corpora.dev.limit "$limit")
 f=$out/files
