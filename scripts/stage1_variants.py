@@ -59,6 +59,18 @@ VARIANTS = {
         "as `seed1`, with `system.seed` 2",
         {**SESSION12, "system.seed": "2"},
     ),
+    "crf": (
+        "session 12's default stage 1 with a CRF output for posattn_ner (`crf = true`: learned start, transition "
+        "and end scores, sequence log likelihood); session 14, on the features of session 13's feature pass",
+        {**SESSION12, "components.posattn_ner.model.crf": "true"},
+    ),
+}
+
+# Rows of the project's own runs, shown above the variants when their files exist.
+REFERENCES = {
+    "`spacy project run fast` (the default's stage 1; the features of the last feature pass)": (
+        Path("training/posattn_minilm_fast/train_log.jsonl"), Path("metrics/posattn_minilm_fast.json"),
+    ),
 }
 
 
@@ -104,6 +116,9 @@ def report(output: str = "results/stage1_variants.md") -> None:
         "| variant | dev entity F1 per epoch | test F1 | test POS | raw-text F1 | org | art | eve | nat | seconds |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    for label, (log_path, metrics_path) in REFERENCES.items():
+        if log_path.exists() and metrics_path.exists():
+            rows.append(_row(label, log_path, metrics_path))
     for name, (what, _) in VARIANTS.items():
         log_path, metrics_path = Path(f"training/variants/{name}/train_log.jsonl"), Path(f"metrics/variants/{name}.json")
         if log_path.exists() and metrics_path.exists():
