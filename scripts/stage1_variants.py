@@ -59,10 +59,14 @@ VARIANTS = {
         "as `seed1`, with `system.seed` 2",
         {**SESSION12, "system.seed": "2"},
     ),
+}
+# Variants whose code was removed after they were measured: name: (what, the commit that has it).
+# `report` still lists their rows; to train one again, check out that commit.
+RETIRED = {
     "crf": (
         "session 12's default stage 1 with a CRF output for posattn_ner (`crf = true`: learned start, transition "
         "and end scores, sequence log likelihood); session 14, on the features of session 13's feature pass",
-        {**SESSION12, "components.posattn_ner.model.crf": "true"},
+        "59567cc",
     ),
 }
 
@@ -75,6 +79,9 @@ REFERENCES = {
 
 
 def train(name: str, epochs: int = 4) -> None:
+    if name in RETIRED:
+        sys.exit(f"The variant {name!r} needs code that was removed after it was measured: check out commit "
+                 f"{RETIRED[name][1]} (e.g. `git worktree add ../{name} {RETIRED[name][1]}`) and run it there.")
     if name not in VARIANTS:
         sys.exit(f"Unknown variant {name!r}; known: {', '.join(VARIANTS)}")
     overrides = [arg for key, value in VARIANTS[name][1].items() for arg in (f"--{key}", value)]
@@ -119,7 +126,9 @@ def report(output: str = "results/stage1_variants.md") -> None:
     for label, (log_path, metrics_path) in REFERENCES.items():
         if log_path.exists() and metrics_path.exists():
             rows.append(_row(label, log_path, metrics_path))
-    for name, (what, _) in VARIANTS.items():
+    for name, what in [(name, what) for name, (what, _) in VARIANTS.items()] + [
+        (name, f"{what} (code at commit {commit})") for name, (what, commit) in RETIRED.items()
+    ]:
         log_path, metrics_path = Path(f"training/variants/{name}/train_log.jsonl"), Path(f"metrics/variants/{name}.json")
         if log_path.exists() and metrics_path.exists():
             rows.append(_row(f"`{name}`: {what}", log_path, metrics_path))

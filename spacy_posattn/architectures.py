@@ -9,7 +9,6 @@ from thinc.api import Dropout, Linear, Model, Softmax_v2, chain, concatenate, wi
 from thinc.types import Floats2d
 
 from .forking import one_torch_thread_after_fork
-from .pipeline.crf import with_crf_scores
 from .layers import (
     positional_attention_encoder,
     set_encoder_bf16,
@@ -34,7 +33,6 @@ def build_positional_attention_tagger_v2(
     dropout: float = 0.1,
     mixed_precision: bool = False,
     nO: Optional[int] = None,
-    crf: bool = False,
 ) -> Model[List[Doc], List[Floats2d]]:
     """Score every tag for every token: encoder vectors, optional lexical
     features, `depth` positional-attention blocks, then dropout and a fully
@@ -59,13 +57,10 @@ def build_positional_attention_tagger_v2(
         (PyTorch) keep this value.
     mixed_precision (bool): Run the attention blocks in mixed precision (GPU only).
     nO (Optional[int]): Number of tags; inferred from the labels when omitted.
-    crf (bool): Also hold learned start, transition and end scores, which make
-        `posattn_ner` a linear-chain CRF (trained on whole tag sequences and
-        decoded with them). Only for `posattn_ner`; false by default.
     RETURNS (Model[List[Doc], List[Floats2d]]): One row of tag probabilities per token.
     """
     return _tagger_model(
-        tok2vec, lexical, width, depth, heads, window, max_distance, dropout, mixed_precision, nO, crf=crf
+        tok2vec, lexical, width, depth, heads, window, max_distance, dropout, mixed_precision, nO
     )
 
 
@@ -97,7 +92,6 @@ def build_positional_attention_tagger_v1(
 def _tagger_model(
     tok2vec, lexical, width, depth, heads, window, max_distance, dropout, mixed_precision, nO,
     docs_gradient: bool = True,
-    crf: bool = False,
 ) -> Model[List[Doc], List[Floats2d]]:
     # spacy-transformers gives empty docs a (0, 0) array: give them the real width.
     features = chain(tok2vec, empty_docs_full_width())
@@ -105,21 +99,16 @@ def _tagger_model(
         if docs_gradient:
             features = with_docs_gradient(features)
         features = concatenate(features, lexical)
-    softmax = Softmax_v2(nO)
-    output = with_array(chain(Dropout(dropout), softmax))
-    crf_scores = with_crf_scores(output, softmax) if crf else None
-    last = crf_scores or output
+    output = with_array(chain(Dropout(dropout), Softmax_v2(nO)))
     if depth == 0:
-        model = chain(features, last)
+        model = chain(features, output)
     else:
         attention = positional_attention_encoder(
             width, depth, heads, window, max_distance, dropout, mixed_precision
         )
-        model = chain(features, with_array(Linear(width)), attention, last)
+        model = chain(features, with_array(Linear(width)), attention, output)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output)
-    if crf_scores is not None:
-        model.set_ref("crf", crf_scores)
     model.attrs["depth"] = depth
     return model
 

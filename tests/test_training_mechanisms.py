@@ -175,20 +175,13 @@ def test_tagger_with_an_attention_block_learns_case_and_round_trips(tiny_bert, t
     assert [[t.tag_ for t in doc] for doc in loaded.pipe(texts)] == [[t.tag_ for t in doc] for doc in nlp.pipe(texts)]
 
 
-@pytest.mark.parametrize("crf", [False, True])
-def test_warm_start_from_cached_heads_links_listeners_and_trains(tiny_bert, tiny_corpus, tmp_path, crf):  # noqa: F811
-    """Stage 2 sources stage 1's pipeline; with `crf = true` the CRF's learned
-    scores train on the cached features and again in the fine-tune."""
+def test_warm_start_from_cached_heads_links_listeners_and_trains(tiny_bert, tiny_corpus, tmp_path):  # noqa: F811
     heads_dir = tmp_path / "heads"
     feature_cache.train_cached(
         tiny_cached_config(tmp_path, tiny_corpus, tiny_bert), heads_dir, epochs=1, cache_dir=tmp_path / "cache",
-        overrides={"training.optimizer.learn_rate.initial_rate": 0.005, "components.posattn_ner.model.crf": crf},
+        overrides={"training.optimizer.learn_rate.initial_rate": 0.005},
     )
     source = load_model_from_path(heads_dir / "model-best")
-    ner_model = source.get_pipe("posattn_ner").model
-    assert ner_model.has_ref("crf") == crf
-    if crf:
-        assert numpy.abs(ner_model.get_ref("crf").get_param("transitions")).max() > 0
     config = load_config(ROOT / "configs" / "posattn_minilm_warm.cfg", interpolate=False)
     config["paths"].update(
         train=str(tiny_corpus / "train.spacy"), dev=str(tiny_corpus / "dev.spacy"), heads=str(heads_dir / "model-best")
@@ -207,10 +200,6 @@ def test_warm_start_from_cached_heads_links_listeners_and_trains(tiny_bert, tiny
     for name in ("transformer", "tagger", "posattn_ner"):
         old = source.get_pipe(name).model.to_bytes()
         assert trained.get_pipe(name).model.to_bytes() != old, name
-    if crf:
-        before = ner_model.get_ref("crf").get_param("transitions")
-        after = trained.get_pipe("posattn_ner").model.get_ref("crf").get_param("transitions")
-        assert numpy.abs(after - before).max() > 0
     doc = trained("Alice went to China .")
     assert doc.has_annotation("TAG")
 

@@ -8,10 +8,9 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, SpanGroup
 from spacy.training import Example, biluo_tags_to_spans, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate, to_numpy
+from thinc.api import Config, Model, to_numpy
 from thinc.types import Floats2d
 
-from .crf import crf_loss
 from .decoding import biluo_tags, span_confidences, transition_constraints, viterbi_decode
 
 DEFAULT_MODEL_CONFIG = """
@@ -81,8 +80,6 @@ def make_posattn_ner(
 
 class PosAttnEntityRecognizer(TrainablePipe):
     """Named entities from a per-token BILUO tagger with constrained decoding.
-    With a model built with `crf = true`, a linear-chain CRF: learned start,
-    transition and end scores, trained and decoded with the tag sequence.
 
     Entities already in `doc.ents` (e.g. from an entity ruler earlier in the
     pipeline) are kept; predicted ones that overlap them are dropped.
@@ -195,7 +192,7 @@ class PosAttnEntityRecognizer(TrainablePipe):
         probs = [to_numpy(p) for p in scores]
         log_probs = [numpy.log(numpy.clip(p, 1e-12, 1.0)) for p in probs]
         tags = self.tags
-        paths = viterbi_decode(log_probs, *self._sequence_scores())
+        paths = viterbi_decode(log_probs, *transition_constraints(tags))
         for doc, path, log_prob in zip(docs, paths, log_probs):
             existing = list(doc.ents)
             taken = {i for ent in existing for i in range(ent.start, ent.end)}
@@ -210,107 +207,29 @@ class PosAttnEntityRecognizer(TrainablePipe):
                 doc, name=self.cfg["spans_key"], spans=spans, attrs={"scores": confidences}
             )
 
-    def _crf_scores(self) -> Optional[Model]:
-        """RETURNS (Optional[Model]): The layer holding the CRF's learned scores, if any."""
-        return self.model.get_ref("crf") if self.model.has_ref("crf") else None
+    def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
+        """Cross-entropy on the tokens with a gold tag ("active loss"): tokens
+        with missing or misaligned annotation add nothing.
 
-    def _sequence_scores(self) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-        """Start, transition and end scores for decoding: the BILUO constraints,
-        plus the CRF's learned scores when the model has them.
-
-        RETURNS (Tuple[ndarray, ndarray, ndarray]): start (T,), transitions (T, T), end (T,).
+        examples (Iterable[Example]): The batch.
+        scores (List[Floats2d]): Tag probabilities, as `predict` returns.
+        RETURNS (Tuple[float, List[Floats2d]]): The loss and its gradient.
         """
-        constraints = transition_constraints(self.tags)
-        crf = self._crf_scores()
-        if crf is None:
-            return constraints
-        learned = (to_numpy(crf.get_param(name)) for name in ("start", "transitions", "end"))
-        return tuple(fixed + scores for fixed, scores in zip(constraints, learned))
-
-    def _gold_ids(self, examples: List[Example]) -> List[numpy.ndarray]:
-        """The gold tag index of each token, -1 where the tag is missing or
-        misaligned (such tokens add no loss)."""
+        validate_examples(examples, "PosAttnEntityRecognizer.get_loss")
         tag_ids = {tag: i for i, tag in enumerate(self.tags)}
-        gold = []
+        gold_ids = []
         for eg in examples:
-            ids = []
             for tag in eg.get_aligned_ner():
                 if tag in (None, "-", ""):
-                    ids.append(-1)
+                    gold_ids.append(-1)  # missing or misaligned: no loss
                 elif tag in tag_ids:
-                    ids.append(tag_ids[tag])
+                    gold_ids.append(tag_ids[tag])
                 else:
                     raise ValueError(
                         f"[posattn_ner] Entity label '{tag.split('-', 1)[-1]}' in "
                         f"'{eg.reference.text[:60]}' was not seen at initialization (labels: "
                         f"{', '.join(self.labels)}). Re-initialize with data or `labels` that include it."
                     )
-            gold.append(numpy.asarray(ids, dtype="int64"))
-        return gold
-
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd: Optional[Optimizer] = None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        """Learn from a batch, as `TrainablePipe.update`; with a CRF, its learned
-        scores get their gradients too.
-
-        examples (Iterable[Example]): The batch.
-        drop (float): The dropout rate.
-        sgd (Optional[Optimizer]): The optimizer; None or False leaves the
-            gradients for the caller's `finish_update`.
-        losses (Optional[Dict[str, float]]): Summed losses, by component name.
-        RETURNS (Dict[str, float]): The updated losses.
-        """
-        crf = self._crf_scores()
-        if crf is None:
-            return super().update(examples, drop=drop, sgd=sgd, losses=losses)
-        examples = list(examples)
-        losses = {} if losses is None else losses
-        losses.setdefault(self.name, 0.0)
-        validate_examples(examples, "PosAttnEntityRecognizer.update")
-        if not any(len(eg.predicted) for eg in examples):
-            return losses
-        set_dropout_rate(self.model, drop)
-        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores, d_sequence = self._crf_loss(examples, scores)
-        backprop(d_scores)
-        for name, gradient in zip(("start", "transitions", "end"), d_sequence):
-            crf.inc_grad(name, self.model.ops.asarray(gradient))
-        if sgd not in (None, False):
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
-
-    def _crf_loss(self, examples: List[Example], scores: List[Floats2d]):
-        log_probs = [numpy.log(numpy.clip(to_numpy(p), 1e-12, 1.0)) for p in scores]
-        loss, d_emissions, *d_sequence = crf_loss(
-            log_probs, self._gold_ids(examples), *self._sequence_scores(),
-            texts=[eg.reference.text for eg in examples],
-        )
-        ops = self.model.ops
-        return loss, [ops.asarray2f(d) for d in d_emissions], d_sequence
-
-    def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
-        """Cross-entropy on the tokens with a gold tag ("active loss"): tokens
-        with missing or misaligned annotation add nothing. With a CRF, the
-        negative log likelihood of the gold tag sequences (unknown tags
-        marginalised over); the gradient is for the output layer's logits.
-
-        examples (Iterable[Example]): The batch.
-        scores (List[Floats2d]): Tag probabilities, as `predict` returns.
-        RETURNS (Tuple[float, List[Floats2d]]): The loss and its gradient.
-        """
-        examples = list(examples)
-        validate_examples(examples, "PosAttnEntityRecognizer.get_loss")
-        if self._crf_scores() is not None:
-            loss, d_scores, _ = self._crf_loss(examples, scores)
-            return loss, d_scores
-        gold_ids = numpy.concatenate(self._gold_ids(examples)) if examples else numpy.zeros((0,), dtype="int64")
         ops = self.model.ops
         guesses = ops.flatten(scores)
         ids = ops.asarray1i(gold_ids)
