@@ -61,6 +61,10 @@ VARIANTS = {
         "as `seed1`, with `system.seed` 2",
         {**SESSION12, "system.seed": "2"},
     ),
+    "seed3": (
+        "as `seed1`, with `system.seed` 3 (session 14, on the features of session 13's feature pass)",
+        {**SESSION12, "system.seed": "3"},
+    ),
 }
 # Variants whose code was removed after they were measured: name: (what, the commit that has it).
 # `report` still lists their rows; to train one again, check out that commit.
