@@ -23,6 +23,7 @@ from thinc.api import to_numpy
 
 from spacy_posattn.evaluate import score_docs
 from spacy_posattn.feature_cache import probabilities
+from spacy_posattn.layers import encoder_shim
 from spacy_posattn.machine import describe_machine
 from spacy_posattn.readers import unannotated_copy
 
@@ -32,11 +33,9 @@ BATCH = 256
 def encoder_digest(nlp) -> str:
     """RETURNS (str): A digest of the encoder's weights."""
     digest = hashlib.sha256()
-    for node in nlp.get_pipe("transformer").model.walk():
-        for shim in node.shims:
-            for name, tensor in sorted(shim._model.state_dict().items()):
-                digest.update(name.encode("utf8"))
-                digest.update(tensor.detach().cpu().numpy().tobytes())
+    for name, tensor in sorted(encoder_shim(nlp.get_pipe("transformer").model)._model.state_dict().items()):
+        digest.update(name.encode("utf8"))
+        digest.update(tensor.detach().cpu().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -52,11 +51,12 @@ def main(output: str, data: str, *models: str) -> None:
             sys.exit(f"The pipelines' {name} labels differ; their probabilities cannot be averaged.")
     gold = list(DocBin().from_disk(data).get_docs(nlps[0].vocab))
     # A model given twice gets two rows.
-    labels = [m if models.count(m) == 1 else f"{m} (#{i + 1})" for i, m in enumerate(models)]
-    systems = [*labels, "ensemble (mean probabilities)"]
+    row_names = [m if models.count(m) == 1 else f"{m} (#{i + 1})" for i, m in enumerate(models)]
+    systems = [*row_names, "ensemble (mean probabilities)"]
     predicted: Dict[str, List] = {s: [] for s in systems}
-    seconds = {"encoder": 0.0, **{label: 0.0 for label in labels}}
-    transformer = nlps[0].get_pipe("transformer")
+    seconds = {"encoder": 0.0, **{row: 0.0 for row in row_names}}
+    # The first pipeline's components decode every system's probabilities (same labels, checked above).
+    transformer, ner0, tagger0 = (nlps[0].get_pipe(name) for name in ("transformer", "posattn_ner", "tagger"))
     for start in range(0, len(gold), BATCH):
         refs = gold[start : start + BATCH]
         docs = [unannotated_copy(doc) for doc in refs]
@@ -64,24 +64,23 @@ def main(output: str, data: str, *models: str) -> None:
         transformer.set_annotations(docs, transformer.predict(docs))
         seconds["encoder"] += time.perf_counter() - begin
         scores = {}
-        for label, nlp in zip(labels, nlps):
+        for row, nlp in zip(row_names, nlps):
             begin = time.perf_counter()
             ner, tagger = nlp.get_pipe("posattn_ner"), nlp.get_pipe("tagger")
-            scores[label] = (
+            scores[row] = (
                 [to_numpy(p) for p in ner.model.predict(docs)],
                 [to_numpy(probabilities(tagger.model.ops, s)) for s in tagger.model.predict(docs)],
             )
-            seconds[label] += time.perf_counter() - begin
+            seconds[row] += time.perf_counter() - begin
         scores[systems[-1]] = tuple(
-            [numpy.mean([scores[label][part][i] for label in labels], axis=0) for i in range(len(docs))]
+            [numpy.mean([scores[row][part][i] for row in row_names], axis=0) for i in range(len(docs))]
             for part in (0, 1)
         )
-        ner, tagger = nlps[0].get_pipe("posattn_ner"), nlps[0].get_pipe("tagger")
         for system in systems:
             out = [unannotated_copy(doc) for doc in refs]
             ner_probs, tag_probs = scores[system]
-            tagger.set_annotations(out, [p.argmax(axis=1) for p in tag_probs])
-            ner.set_annotations(out, ner_probs)
+            tagger0.set_annotations(out, [p.argmax(axis=1) for p in tag_probs])
+            ner0.set_annotations(out, ner_probs)
             predicted[system].extend(out)
     rows = [
         "# Stage-1 heads of several seeds on one frozen encoder: each alone and averaged",
@@ -96,7 +95,7 @@ def main(output: str, data: str, *models: str) -> None:
     ]
     for system in systems:
         s = score_docs(gold, predicted[system])
-        head = f"{seconds[system]:.1f}" if system in seconds else f"{sum(seconds[label] for label in labels):.1f} (all)"
+        head = f"{seconds[system]:.1f}" if system in seconds else f"{sum(seconds[row] for row in row_names):.1f} (all)"
         rows.append(f"| {system} | {s['ents_f'] * 100:.2f} ({s['ents_p'] * 100:.2f} / {s['ents_r'] * 100:.2f}) | "
                     f"{s['tag_acc'] * 100:.2f} | {head} |")
     Path(output).parent.mkdir(parents=True, exist_ok=True)

@@ -132,9 +132,9 @@ def report(output: str = "results/stage1_variants.md") -> None:
     for label, (log_path, metrics_path) in REFERENCES.items():
         if log_path.exists() and metrics_path.exists():
             rows.append(_row(label, log_path, metrics_path))
-    for name, what in [(name, what) for name, (what, _) in VARIANTS.items()] + [
-        (name, f"{what} (code at commit {commit})") for name, (what, commit) in RETIRED.items()
-    ]:
+    described = {name: what for name, (what, _) in VARIANTS.items()}
+    described.update({name: f"{what} (code at commit {commit})" for name, (what, commit) in RETIRED.items()})
+    for name, what in described.items():
         log_path, metrics_path = Path(f"training/variants/{name}/train_log.jsonl"), Path(f"metrics/variants/{name}.json")
         if log_path.exists() and metrics_path.exists():
             rows.append(_row(f"`{name}`: {what}", log_path, metrics_path))

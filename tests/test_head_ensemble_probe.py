@@ -10,6 +10,7 @@ from spacy.tokens import DocBin
 
 from spacy_posattn import feature_cache
 from spacy_posattn.evaluate import score_docs
+from spacy_posattn.layers import encoder_shim
 from spacy_posattn.readers import unannotated_copy
 
 from .test_compare import tiny_cached_config, tiny_corpus  # noqa: F401  (fixture)
@@ -55,8 +56,7 @@ def test_each_pipeline_scores_as_alone_and_self_ensemble_is_unchanged(two_seeds,
 
 def test_pipelines_with_different_encoders_are_refused(two_seeds, tiny_corpus, tmp_path, monkeypatch):  # noqa: F811
     other = spacy.load(two_seeds[1])
-    shim = next(s for node in other.get_pipe("transformer").model.walk() for s in node.shims)
-    next(shim._model.parameters()).data.add_(1.0)
+    next(encoder_shim(other.get_pipe("transformer").model)._model.parameters()).data.add_(1.0)
     other.to_disk(tmp_path / "changed")
     with pytest.raises(SystemExit, match="transformers differ"):
         probe.main(str(tmp_path / "out.md"), str(tiny_corpus / "test.spacy"), two_seeds[0], str(tmp_path / "changed"))
