@@ -78,9 +78,16 @@ def test_project_all_tiny(tiny_project, tmp_path):
     final = (project / "training" / "posattn_tiny" / "model-final" / "config.cfg").read_text()
     assert f"confidence_temperature = {fit['temperature']}" in final
     assert metrics["model"].endswith("model-final")
-    # Training time comes from the `timed` records of both stages, not from a typed figure.
-    stages = [json.loads((project / "training" / d / "train_time.json").read_text()) for d in ("posattn_tiny_heads", "posattn_tiny")]
-    assert [t["label"].split(":")[0] for t in metrics["train_time"]] == ["stage 1", "stage 2"]
+    # `train-crf` trained the feature CRF and chose its weight on dev; the evaluated copy has both.
+    crf = json.loads((project / "metrics" / "posattn_tiny.crf.json").read_text())
+    assert f"crf_weight = {crf['weight']}" in final and crf["sequences"] == 32
+    assert (project / "training" / "posattn_tiny" / "model-final" / "posattn_ner" / "crf.crfsuite").exists()
+    # Training time comes from the `timed` records of both stages and the CRF, not from a typed figure.
+    stages = [
+        json.loads((project / "training" / d / f).read_text())
+        for d, f in (("posattn_tiny_heads", "train_time.json"), ("posattn_tiny", "train_time.json"), ("posattn_tiny", "crf_time.json"))
+    ]
+    assert [t["label"].split(":")[0] for t in metrics["train_time"]] == ["stage 1", "stage 2", "feature CRF"]
     assert metrics["train_time"][1]["label"] == "stage 2: 20 steps"
     assert metrics["train_seconds"] == pytest.approx(sum(t["seconds"] for t in stages)) and metrics["train_seconds"] > 0
     assert "training wall time" in (project / "metrics" / "posattn_tiny.md").read_text()
@@ -102,8 +109,8 @@ def test_project_all_tiny(tiny_project, tmp_path):
         "print([(e.text, e.label_) for e in a(text).ents] == [(e.text, e.label_) for e in b(text).ents], a.meta['name'])"
     )
     env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    best = project / "training" / "posattn_tiny" / "model-best"
-    assert run([sys.executable, "-c", check, str(best)], cwd=tmp_path, env=env).split() == ["True", "gmb_posattn_tiny"]
+    final_dir = project / "training" / "posattn_tiny" / "model-final"
+    assert run([sys.executable, "-c", check, str(final_dir)], cwd=tmp_path, env=env).split() == ["True", "gmb_posattn_tiny"]
 
 
 @pytest.mark.slow

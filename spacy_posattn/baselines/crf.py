@@ -1,10 +1,8 @@
 """The paper's CRF baseline for NER: hand-made word features with POS tags from a
 spaCy tagger, a linear-chain CRF (sklearn-crfsuite, L-BFGS) over sentences.
 
-The features are the paper's: the word's lowercase form, last three and two
-characters, isupper, isdigit, istitle and POS tag; the lowercase form, istitle,
-isupper, isdigit and POS tag of the previous ("-1:") and next ("+1:") word; and
-"BOS" / "EOS" (the paper's BEG / END) at the start / end of a sentence.
+The features are the paper's (`pipeline.feature_crf.word_features`, which the
+pipeline's own CRF mix uses too).
 """
 import time
 from pathlib import Path
@@ -17,43 +15,8 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import biluo_tags_to_spans, iob_to_biluo
 
 from ..evaluate import iob_tags, score_docs
+from ..pipeline.feature_crf import Features, sentence_features, word_features  # noqa: F401
 from ..readers import unannotated_copy
-
-Features = Dict[str, object]
-
-
-def word_features(words: List[str], tags: List[str], i: int) -> Features:
-    """RETURNS (Dict[str, object]): The features of the word at index `i` of a sentence."""
-    word = words[i]
-    features: Features = {
-        "word.lower()": word.lower(),
-        "word[-3:]": word[-3:],
-        "word[-2:]": word[-2:],
-        "word.isupper()": word.isupper(),
-        "word.isdigit()": word.isdigit(),
-        "word.istitle()": word.istitle(),
-        "postag": tags[i],
-    }
-    for offset, prefix, edge in ((-1, "-1:", "BOS"), (1, "+1:", "EOS")):
-        j = i + offset
-        if 0 <= j < len(words):
-            features.update(
-                {
-                    prefix + "word.lower()": words[j].lower(),
-                    prefix + "word.istitle()": words[j].istitle(),
-                    prefix + "word.isupper()": words[j].isupper(),
-                    prefix + "word.isdigit()": words[j].isdigit(),
-                    prefix + "postag": tags[j],
-                }
-            )
-        else:
-            features[edge] = True
-    return features
-
-
-def sentence_features(words: List[str], tags: List[str]) -> List[Features]:
-    """RETURNS (List[Dict[str, object]]): The features of each word of a sentence."""
-    return [word_features(words, tags, i) for i in range(len(words))]
 
 
 def sentence_spans(doc: Doc) -> List[slice]:

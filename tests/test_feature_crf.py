@@ -1,0 +1,200 @@
+"""The feature CRF that posattn_ner averages with its network (`crf_weight`, `train-crf`)."""
+import json
+import pickle
+
+import numpy
+import pytest
+import spacy
+from numpy.testing import assert_allclose
+from spacy.tokens import Doc, DocBin
+from thinc.api import to_numpy
+from typer.testing import CliRunner
+
+from spacy_posattn.cli import app
+from spacy_posattn.crf_training import gold_sequences, train_pipeline_crf
+from spacy_posattn.pipeline.decoding import biluo_tags
+from spacy_posattn.pipeline.feature_crf import FeatureCRF, crf_sequences
+from spacy_posattn.readers import unannotated_copy
+
+from .conftest import TRAIN_DATA, make_examples, make_nlp, train_tiny
+from .test_crf import TEST_GEO, TEST_PER, TRAIN_GEO, TRAIN_PER, make_docs
+
+TAGS = biluo_tags(["geo", "per"])
+
+
+@pytest.fixture(scope="module")
+def toy_crf():
+    """A CRF trained on two-sentence toy docs (names in the test docs are unseen)."""
+    vocab = spacy.blank("en").vocab
+    train, test = make_docs(vocab, TRAIN_PER, TRAIN_GEO, 40), make_docs(vocab, TEST_PER, TEST_GEO, 8)
+    return FeatureCRF.train(gold_sequences(train), max_iterations=50), test
+
+
+def test_sequences_are_sentences_or_the_whole_doc():
+    vocab = spacy.blank("en").vocab
+    doc = make_docs(vocab, TRAIN_PER, TRAIN_GEO, 1)[0]
+    assert [(s.start, s.stop) for s in crf_sequences(doc)] == [(sent.start, sent.end) for sent in doc.sents]
+    assert len(crf_sequences(doc)) == 2
+    plain = unannotated_copy(doc)
+    assert [(s.start, s.stop) for s in crf_sequences(plain)] == [(0, len(doc))]
+
+
+def test_crf_learns_and_its_marginals_are_distributions(toy_crf):
+    crf, test = toy_crf
+    assert set(crf.labels) <= set(TAGS)
+    gold, predicted = [], []
+    for doc in test:
+        marginals = crf.doc_marginals(doc, TAGS)
+        assert marginals.shape == (len(doc), len(TAGS))
+        assert_allclose(marginals.sum(axis=1), 1.0, atol=1e-4)
+        gold.extend(t.ent_type_ or "O" for t in doc)
+        predicted.extend(TAGS[i].split("-")[-1] for i in marginals.argmax(axis=1))
+    # The most likely tag has the gold entity type almost everywhere (unseen names, known contexts);
+    # an untrained or mis-ordered CRF would be right on the "O" tokens only (about 60 %).
+    assert numpy.mean([g == p for g, p in zip(gold, predicted)]) > 0.9
+    assert sum(g == p != "O" for g, p in zip(gold, predicted)) > 0.8 * sum(g != "O" for g in gold)
+
+
+def test_tags_the_crf_never_saw_get_zero(toy_crf):
+    crf, test = toy_crf
+    marginals = crf.doc_marginals(test[0], [*TAGS, "U-org"])
+    assert (marginals[:, -1] == 0).all()
+    assert_allclose(marginals[:, :-1].sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_crf_pickles_and_reloads_from_its_bytes(toy_crf):
+    crf, test = toy_crf
+    expected = crf.doc_marginals(test[0], TAGS)
+    for copy in (pickle.loads(pickle.dumps(crf)), FeatureCRF(crf.model_bytes)):
+        assert_allclose(copy.doc_marginals(test[0], TAGS), expected)
+
+
+def test_gold_sequences_refuse_docs_without_tags_or_with_missing_entities():
+    vocab = spacy.blank("en").vocab
+    untagged = Doc(vocab, words=["Bob", "ran"], ents=["B-per", "O"])
+    with pytest.raises(ValueError, match="train.spacy.*no POS tags"):
+        list(gold_sequences([untagged], "train.spacy"))
+    partial = Doc(vocab, words=["Bob", "ran"], tags=["NNP", "VBD"], ents=["B-per", ""])
+    with pytest.raises(ValueError, match="missing entity annotation"):
+        list(gold_sequences([partial]))
+    with pytest.raises(ValueError, match="3 words, 2 POS tags"):
+        FeatureCRF.train([(["a", "b", "c"], ["DT", "NN"], ["O", "O", "O"])])
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert):
+    nlp = train_tiny(make_nlp(tiny_bert), 30)
+    gold = [eg.reference for eg in make_examples(nlp)]
+    return nlp, gold
+
+
+def network_probs(nlp, texts):
+    """posattn_ner's own probabilities, with the CRF mixed out."""
+    ner = nlp.get_pipe("posattn_ner")
+    saved, ner.crf_weight = ner.crf_weight, 0.0
+    try:
+        with nlp.select_pipes(disable=["posattn_ner"]):
+            docs = list(nlp.pipe(texts))
+        return [to_numpy(p) for p in ner.predict(docs)], docs
+    finally:
+        ner.crf_weight = saved
+
+
+def test_train_pipeline_crf_sets_crf_and_the_best_dev_weight(trained):
+    nlp, gold = trained
+    fit = train_pipeline_crf(nlp, gold, gold, weights=(0.0, 0.5, 1.0), max_iterations=30, log=lambda _: None)
+    ner = nlp.get_pipe("posattn_ner")
+    assert ner.crf is not None and fit["sequences"] == len(TRAIN_DATA)
+    assert set(fit["dev_f1"]) == {"0", "0.5", "1"}
+    assert fit["weight"] == ner.crf_weight
+    assert fit["dev_f1"][f"{fit['weight']:g}"] == max(fit["dev_f1"].values())
+    # The CRF learned its own training docs: alone it gets them all.
+    assert fit["dev_f1"]["1"] == 100.0
+
+
+def test_mix_is_the_weighted_average(trained):
+    nlp, gold = trained
+    ner = nlp.get_pipe("posattn_ner")
+    if ner.crf is None:
+        ner.crf = FeatureCRF.train(gold_sequences(gold), max_iterations=30)
+    texts = [text for text, _ in TRAIN_DATA]
+    network, docs = network_probs(nlp, texts)
+    crf = ner.crf_marginals(docs)
+    saved = ner.crf_weight
+    try:
+        for w in (0.0, 0.3, 1.0):
+            ner.crf_weight = w
+            mixed = [to_numpy(p) for p in ner.predict(docs)]
+            for m, n, c in zip(mixed, network, crf):
+                assert_allclose(m, (1 - w) * n + w * c, rtol=1e-5, atol=1e-6)
+        # At weight 1 the entities are the CRF's, which learned these docs.
+        ner.crf_weight = 1.0
+        for doc, (text, ents) in zip(nlp.pipe(texts), TRAIN_DATA):
+            assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == ents
+    finally:
+        ner.crf_weight = saved
+
+
+def test_crf_weight_without_a_crf_or_tags_is_a_clear_error(tiny_bert):
+    nlp = train_tiny(make_nlp(tiny_bert), 2)
+    ner = nlp.get_pipe("posattn_ner")
+    ner.crf_weight = 0.5
+    with pytest.raises(ValueError, match="no CRF: train one with `python -m spacy_posattn train-crf`"):
+        nlp("Alice went to China .")
+    ner.crf = FeatureCRF.train(gold_sequences([eg.reference for eg in make_examples(nlp)]), max_iterations=5)
+    with nlp.select_pipes(disable=["tagger"]):
+        with pytest.raises(ValueError, match="put a `tagger` before 'posattn_ner'"):
+            nlp("Alice went to China .")
+    with pytest.raises(ValueError, match="crf_weight must be between 0 and 1"):
+        make_nlp(tiny_bert, ner=False).add_pipe("posattn_ner", config={"crf_weight": 1.5})
+
+
+def test_pipeline_without_tagger_before_the_ner_is_refused(tiny_bert):
+    nlp = train_tiny(make_nlp(tiny_bert, tagger=False), 2, tags=False)
+    with pytest.raises(ValueError, match="no 'tagger' before 'posattn_ner'"):
+        train_pipeline_crf(nlp, [], [], log=lambda _: None)
+
+
+def test_train_crf_command_saves_a_pipeline_that_reloads_the_same(trained, tmp_path):
+    nlp, gold = trained
+    model = tmp_path / "model"
+    nlp.get_pipe("posattn_ner").crf, nlp.get_pipe("posattn_ner").crf_weight = None, 0.0
+    nlp.to_disk(model)
+    DocBin(docs=gold).to_disk(tmp_path / "gold.spacy")
+    result = CliRunner().invoke(app, [
+        "train-crf", str(model), str(tmp_path / "gold.spacy"), str(tmp_path / "gold.spacy"), str(tmp_path / "out"),
+        "--report", str(tmp_path / "fit.json"), "--weights", "0.6", "--max-iterations", "30",
+    ])
+    assert result.exit_code == 0, result.output
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    assert fit["weight"] == 0.6 and (tmp_path / "out" / "posattn_ner" / "crf.crfsuite").exists()
+    loaded = spacy.load(tmp_path / "out")
+    ner = loaded.get_pipe("posattn_ner")
+    assert ner.crf_weight == 0.6 and loaded.config["components"]["posattn_ner"]["crf_weight"] == 0.6
+    texts = [text for text, _ in TRAIN_DATA]
+    expected = [(d.ents, d.spans["ents"].attrs["scores"]) for d in loaded.pipe(texts)]
+    expected = [([(e.start, e.end, e.label_) for e in ents], scores) for ents, scores in expected]
+    # The in-memory pipeline with the same CRF and weight predicts the same.
+    nlp.get_pipe("posattn_ner").crf, nlp.get_pipe("posattn_ner").crf_weight = ner.crf, 0.6
+    try:
+        same = [([(e.start, e.end, e.label_) for e in d.ents], d.spans["ents"].attrs["scores"]) for d in nlp.pipe(texts)]
+    finally:
+        nlp.get_pipe("posattn_ner").crf, nlp.get_pipe("posattn_ner").crf_weight = None, 0.0
+    for (e1, s1), (e2, s2) in zip(expected, same):
+        assert e1 == e2
+        assert_allclose(s1, s2, rtol=1e-5)
+    # to_bytes / from_bytes keep the CRF too.
+    again = spacy.blank("en").from_config(loaded.config)
+    again.from_bytes(loaded.to_bytes())
+    assert again.get_pipe("posattn_ner").crf.model_bytes == ner.crf.model_bytes
+    got = [([(e.start, e.end, e.label_) for e in d.ents], d.spans["ents"].attrs["scores"]) for d in again.pipe(texts)]
+    for (e1, s1), (e2, s2) in zip(expected, got):
+        assert e1 == e2
+        assert_allclose(s1, s2, rtol=1e-5)
+    assert numpy.isclose(again.get_pipe("posattn_ner").crf_weight, 0.6)
+
+
+def test_bad_weights_option_is_a_clear_error(tmp_path):
+    (tmp_path / "x.spacy").write_bytes(b"")
+    result = CliRunner().invoke(app, ["train-crf", "m", str(tmp_path / "x.spacy"), str(tmp_path / "x.spacy"), "o", "--weights", "a,b"])
+    assert result.exit_code == 1 and "--weights must be comma-separated numbers" in result.output
