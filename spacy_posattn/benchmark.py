@@ -1,8 +1,9 @@
 """Inference speed of this pipeline against spaCy's, one process, interleaved
 rounds (`python -m spacy_posattn benchmark`).
 
-Each system is a trained pipeline folder, optionally loaded with an int8 part
-and/or length groups (`NAME=FOLDER@int8:attention@group_rows:16`), or a config file that is built and initialised
+Each system is a trained pipeline folder, optionally loaded with an int8 part,
+length groups, bf16 or another feature-CRF weight
+(`NAME=FOLDER@int8:attention@group_rows:16@crf_weight:0`), or a config file that is built and initialised
 on a few training docs: an untrained pipeline of the same architecture runs at
 the same speed, which is all that is measured here (the table says which
 systems were untrained). Texts are timed as whole documents and as single
@@ -27,14 +28,19 @@ def _true_or_false(value: str) -> bool:
     return value == "true"
 
 
-# `@KEY:VALUE` options of a system: the transformer's config value each sets when loading.
-SYSTEM_OPTIONS = {"int8": str, "group_rows": int, "bf16": _true_or_false}
-SPEC_FORM = "NAME=FOLDER_OR_CONFIG[@int8:PARTS][@group_rows:N][@bf16:true]"
+# `@KEY:VALUE` options of a system: the value's type and the config value it sets when loading.
+SYSTEM_OPTIONS = {
+    "int8": (str, "components.transformer.model.int8"),
+    "group_rows": (int, "components.transformer.model.group_rows"),
+    "bf16": (_true_or_false, "components.transformer.model.bf16"),
+    "crf_weight": (float, "components.posattn_ner.crf_weight"),
+}
+SPEC_FORM = "NAME=FOLDER_OR_CONFIG[@int8:PARTS][@group_rows:N][@bf16:true][@crf_weight:W]"
 
 
 def parse_system(spec: str) -> Tuple[str, str, Dict[str, object]]:
-    """"NAME=PATH", optionally followed by `@int8:PARTS`, `@group_rows:N` and/or
-    `@bf16:true` -> (name, path, {option: value})."""
+    """"NAME=PATH", optionally followed by `@int8:PARTS`, `@group_rows:N`,
+    `@bf16:true` and/or `@crf_weight:W` -> (name, path, {option: value})."""
     if "=" not in spec:
         raise ValueError(f"Give a system as {SPEC_FORM}, got '{spec}'")
     name, rest = spec.split("=", 1)
@@ -47,7 +53,7 @@ def parse_system(spec: str) -> Tuple[str, str, Dict[str, object]]:
         if key not in SYSTEM_OPTIONS or not value:
             raise ValueError(f"{name}: unknown option '@{option}'; use {SPEC_FORM}")
         try:
-            chosen[key] = SYSTEM_OPTIONS[key](value)
+            chosen[key] = SYSTEM_OPTIONS[key][0](value)
         except ValueError:
             raise ValueError(f"{name}: option '@{option}' needs {'true or false' if key == 'bf16' else 'a number'}") from None
     return name, path, chosen
@@ -62,10 +68,10 @@ def describe_options(options: Dict[str, object]) -> str:
 def load_system(path: str, options: Dict[str, object], train_path: Optional[Path], gpu: bool = False) -> Tuple[Language, bool]:
     """Load a pipeline folder, or build and initialise one from a config.
 
-    options (Dict[str, object]): Transformer config values to set (`int8`, `group_rows`, `bf16`).
+    options (Dict[str, object]): Config values to set (`int8`, `group_rows`, `bf16`, `crf_weight`).
     RETURNS (Tuple[Language, bool]): The pipeline, and whether it is trained.
     """
-    overrides = {f"components.transformer.model.{key}": value for key, value in options.items()}
+    overrides = {SYSTEM_OPTIONS[key][1]: value for key, value in options.items()}
     if not Path(path).exists():
         raise ValueError(f"No pipeline folder or config at {path}")
     if Path(path).is_dir():

@@ -90,6 +90,7 @@ def evaluate_cli(
     machine: str = typer.Option("", "--machine", help="Where this ran, for the report (default: CPU count or GPU name)"),
     int8: str = typer.Option("", "--int8", help="Load with components.transformer.model.int8 set to this (attention, ffn, ffn_in, ffn_out, all; several joined by +)"),
     bf16: bool = typer.Option(False, "--bf16", help="Load with components.transformer.model.bf16 = true (CPU inference in bfloat16)"),
+    crf_weight: Optional[float] = typer.Option(None, "--crf-weight", min=0.0, max=1.0, help="Load with components.posattn_ner.crf_weight set to this (0: the network without its feature CRF)"),
     train_time: List[Path] = typer.Option(
         [], "--train-time", help="A training stage's time record written by `timed` (repeat per stage): their total is reported as train_seconds",
     ),
@@ -113,9 +114,13 @@ def evaluate_cli(
     config = {"components.transformer.model.int8": int8} if int8 else {}
     if bf16:
         config["components.transformer.model.bf16"] = True
+    if crf_weight is not None:
+        config["components.posattn_ner.crf_weight"] = crf_weight
     nlp = spacy.load(model, config=config)
     scores = evaluate_path(nlp, data_path, batch_size=batch_size)
     scores.update(model=str(model), data=str(data_path), machine=machine or describe_machine(gpu_id), int8=int8 or "none", bf16=bf16)
+    if "posattn_ner" in nlp.pipe_names:
+        scores.update(crf_weight=nlp.get_pipe("posattn_ner").crf_weight)
     scores.update(timing)
     md_path = write_reports(scores, output, title=f"{Path(model).name} on {data_path.name}")
     print(md_path.read_text(encoding="utf8"))

@@ -243,6 +243,8 @@ def markdown_report(scores: Dict, title: str) -> str:
         f"| raw text: POS accuracy (aligned tokens); gold tokens not one to one | {pct(scores.get('raw_tag_acc'))}; {pct(scores.get('raw_token_mismatch'))} % |",
         f"| speed | {scores['words_per_second'] or 0:,.0f} words/s ({scores['words']:,} words in {scores['seconds']:.1f} s) |",
     ]
+    if scores.get("crf_weight") is not None:
+        lines.append(f"| posattn_ner's feature CRF weight (`crf_weight`; 0: the network alone) | {scores['crf_weight']:g} |")
     if scores.get("train_time"):  # measured by `timed`, one record per training stage
         parts = "; ".join(
             f"{t['label'] or t['command']}: {t['seconds']:,.0f} s"

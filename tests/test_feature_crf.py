@@ -198,3 +198,28 @@ def test_bad_weights_option_is_a_clear_error(tmp_path):
     (tmp_path / "x.spacy").write_bytes(b"")
     result = CliRunner().invoke(app, ["train-crf", "m", str(tmp_path / "x.spacy"), str(tmp_path / "x.spacy"), "o", "--weights", "a,b"])
     assert result.exit_code == 1 and "--weights must be comma-separated numbers" in result.output
+
+
+def test_evaluate_reports_the_crf_weight_and_can_turn_the_crf_off(trained, tmp_path):
+    nlp, gold = trained
+    ner = nlp.get_pipe("posattn_ner")
+    saved = ner.crf, ner.crf_weight
+    ner.crf, ner.crf_weight = FeatureCRF.train(gold_sequences(gold), max_iterations=30), 0.0
+    try:
+        nlp.to_disk(tmp_path / "model")
+    finally:
+        ner.crf, ner.crf_weight = saved
+    config = (tmp_path / "model" / "config.cfg").read_text().replace("crf_weight = 0.0", "crf_weight = 1.0")
+    (tmp_path / "model" / "config.cfg").write_text(config)
+    DocBin(docs=gold).to_disk(tmp_path / "gold.spacy")
+    scores = {}
+    for name, extra in (("saved", []), ("off", ["--crf-weight", "0"])):
+        result = CliRunner().invoke(app, [
+            "evaluate", str(tmp_path / "model"), str(tmp_path / "gold.spacy"), "--output", str(tmp_path / f"{name}.json"), *extra,
+        ])
+        assert result.exit_code == 0, result.output
+        scores[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert scores["saved"]["crf_weight"] == 1.0 and scores["off"]["crf_weight"] == 0.0
+    assert "feature CRF weight (`crf_weight`; 0: the network alone) | 1 |" in (tmp_path / "saved.md").read_text()
+    # The CRF alone learned these docs; the network after 30 tiny steps did not, entirely.
+    assert scores["saved"]["ents_f"] == 1.0

@@ -31,14 +31,17 @@ def tiny_pipeline(tiny_bert, tmp_path_factory):
         ("a=dir/m@int8:attention", ("a", "dir/m", {"int8": "attention"})),
         ("a=m@group_rows:16@int8:all", ("a", "m", {"group_rows": 16, "int8": "all"})),
         ("a=m@bf16:true@group_rows:16", ("a", "m", {"bf16": True, "group_rows": 16})),
+        ("a=m@crf_weight:0", ("a", "m", {"crf_weight": 0.0})),
     ],
 )
 def test_parse_system(spec, expected):
     assert parse_system(spec) == expected
-    assert describe_options(expected[2]) in ("", " int8 attention", " group_rows 16, int8 all", " bf16, group_rows 16")
+    assert describe_options(expected[2]) in (
+        "", " int8 attention", " group_rows 16, int8 all", " bf16, group_rows 16", " crf_weight 0.0"
+    )
 
 
-@pytest.mark.parametrize("spec", ["nameonly", "=x", "a=", "a=x@fp16:all", "a=x@int8:", "a=x@group_rows:many", "a=x@bf16:yes"])
+@pytest.mark.parametrize("spec", ["nameonly", "=x", "a=", "a=x@fp16:all", "a=x@int8:", "a=x@group_rows:many", "a=x@bf16:yes", "a=x@crf_weight:off"])
 def test_parse_system_rejects_bad_specs(spec):
     with pytest.raises(ValueError, match="NAME=|option"):
         parse_system(spec)
