@@ -78,6 +78,7 @@ class FeatureCRF:
             raise ValueError("FeatureCRF needs the bytes of a CRFsuite model file, got none.")
         self.model_bytes = bytes(model_bytes)
         self._tagger: Optional[pycrfsuite.Tagger] = None
+        self._labels: List[str] = []
 
     @classmethod
     def train(
@@ -124,12 +125,14 @@ class FeatureCRF:
         if self._tagger is None:
             self._tagger = pycrfsuite.Tagger()
             self._tagger.open_inmemory(self.model_bytes)
+            self._labels = list(self._tagger.labels())
         return self._tagger
 
     @property
     def labels(self) -> List[str]:
         """RETURNS (List[str]): The tags the CRF was trained with."""
-        return list(self.tagger.labels())
+        self.tagger  # opens the model and reads its labels once
+        return list(self._labels)
 
     def marginals(self, words: List[str], pos: List[str], tags: Sequence[str]) -> numpy.ndarray:
         """The marginal probability of each tag at each position of a sequence.
@@ -146,9 +149,8 @@ class FeatureCRF:
             return out
         tagger = self.tagger
         tagger.set(sentence_features(words, pos))
-        known = set(tagger.labels())
         for j, tag in enumerate(tags):
-            if tag in known:
+            if tag in self._labels:
                 out[:, j] = [tagger.marginal(tag, i) for i in range(len(words))]
         return out
 
