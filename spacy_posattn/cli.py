@@ -465,6 +465,7 @@ def train_crf_cli(
     c1: float = typer.Option(0.1, "--c1", help="L1 regularization coefficient"),
     c2: float = typer.Option(0.1, "--c2", help="L2 regularization coefficient"),
     max_iterations: int = typer.Option(100, "--max-iterations", min=1, help="The most L-BFGS iterations"),
+    features: str = typer.Option("paper", "--features", help="CRF feature set: 'paper' (the CRF baseline's) or 'extended' (adds shape, prefixes, words two away, bigrams)"),
     component: str = typer.Option("posattn_ner", "--component", "-c"),
 ) -> None:
     """Train the entity recognizer's feature CRF on the gold training docs and
@@ -490,7 +491,7 @@ def train_crf_cli(
         dev_docs = list(DocBin().from_disk(dev_path).get_docs(nlp.vocab))
         fit = train_pipeline_crf(
             nlp, train_docs, dev_docs, component=component, weights=tried, c1=c1, c2=c2,
-            max_iterations=max_iterations, train_source=str(train_path), log=msg.info,
+            max_iterations=max_iterations, features=features, train_source=str(train_path), log=msg.info,
         )
     except (OSError, ValueError) as err:
         msg.fail(str(err), exits=1)

@@ -58,6 +58,7 @@ def train_pipeline_crf(
     c1: float = 0.1,
     c2: float = 0.1,
     max_iterations: int = 100,
+    features: str = "paper",
     train_source: str = "the training data",
     log: Callable[[str], None] = print,
 ) -> Dict:
@@ -68,11 +69,11 @@ def train_pipeline_crf(
     dev_docs (Sequence[Doc]): Gold dev Docs, to choose the weight.
     component (str): The `posattn_ner` component.
     weights (Sequence[float]): The weights to try, each in [0, 1]; ties go to the smaller.
-    c1, c2, max_iterations: As `FeatureCRF.train`.
+    c1, c2, max_iterations, features: As `FeatureCRF.train`.
     train_source (str): What the training docs are, for error messages.
     log (Callable[[str], None]): Progress messages.
     RETURNS (Dict): `weight` (chosen), `dev_f1` (per weight, in %), `train_seconds`,
-        `select_seconds`, `sequences` and `crf_bytes`.
+        `select_seconds`, `sequences`, `crf_bytes` and the training settings.
     """
     if component not in nlp.pipe_names:
         raise ValueError(f"The pipeline has no component '{component}' (it has {', '.join(nlp.pipe_names)})")
@@ -88,8 +89,11 @@ def train_pipeline_crf(
         raise ValueError(f"The CRF weights to try must be in [0, 1], got {list(weights)}")
     start = time.perf_counter()
     sequences = list(gold_sequences(train_docs, train_source))
-    log(f"Training the CRF on {len(sequences):,} sequences (L-BFGS, at most {max_iterations} iterations)")
-    crf = FeatureCRF.train(sequences, c1=c1, c2=c2, max_iterations=max_iterations)
+    log(
+        f"Training the CRF on {len(sequences):,} sequences ({features!r} features, L-BFGS, "
+        f"at most {max_iterations} iterations)"
+    )
+    crf = FeatureCRF.train(sequences, c1=c1, c2=c2, max_iterations=max_iterations, features=features)
     train_seconds = time.perf_counter() - start
     log(f"Trained in {train_seconds:.0f} s ({len(crf.model_bytes) / 1e6:.1f} MB)")
 
@@ -114,6 +118,7 @@ def train_pipeline_crf(
         "c1": c1,
         "c2": c2,
         "max_iterations": max_iterations,
+        "features": features,
     }
 
 

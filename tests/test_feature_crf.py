@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from spacy_posattn.cli import app
 from spacy_posattn.crf_training import gold_sequences, train_pipeline_crf
 from spacy_posattn.pipeline.decoding import biluo_tags
-from spacy_posattn.pipeline.feature_crf import FeatureCRF, crf_sequences
+from spacy_posattn.pipeline.feature_crf import FeatureCRF, crf_sequences, sentence_features, word_shape
 from spacy_posattn.readers import unannotated_copy
 
 from .conftest import TRAIN_DATA, make_examples, make_nlp, train_tiny
@@ -79,6 +79,49 @@ def test_gold_sequences_refuse_docs_without_tags_or_with_missing_entities():
         list(gold_sequences([partial]))
     with pytest.raises(ValueError, match="3 words, 2 POS tags"):
         FeatureCRF.train([(["a", "b", "c"], ["DT", "NN"], ["O", "O", "O"])])
+
+
+def two_away_sequences(names, n):
+    """'We flew to the NAME .' (geo) and 'We spoke with the NAME .' (per): only the word two
+    before the name tells its type; the word before it is 'the' in both, labelled O."""
+    out = []
+    for i in range(n):
+        name = names[i % len(names)]
+        verb, prep, label = ("flew", "to", "geo") if i % 2 == 0 else ("spoke", "with", "per")
+        words = ["We", verb, prep, "the", name, "."]
+        out.append((words, ["PRP", "VBD", "IN", "DT", "NNP", "."], ["O", "O", "O", "O", "U-" + label, "O"]))
+    return out
+
+
+def test_extended_features_see_two_words_away_and_the_paper_features_do_not():
+    train = two_away_sequences(["Zorvek", "Quillan", "Brastow", "Fenmir", "Ostrava"], 60)
+    test = two_away_sequences(["Kalmoth", "Vireny", "Tuskar"], 12)
+    right = {}
+    for features in ("paper", "extended"):
+        crf = FeatureCRF.train(train, max_iterations=50, features=features)
+        assert crf.features == features
+        tags = ["O", "U-geo", "U-per"]
+        got = [tags[int(crf.marginals(w, p, tags)[4].argmax())] for w, p, _ in test]
+        right[features] = numpy.mean([g == gold[4] for g, (_, _, gold) in zip(got, test)])
+    assert right["extended"] == 1.0
+    # The paper's window is one word: "the" before every name, so the type is a coin toss.
+    assert right["paper"] <= 0.75
+
+
+def test_extended_features_add_to_the_papers():
+    words, tags = ["The", "F-16", "flew", "over", "Baghdad", "."], ["DT", "NNP", "VBD", "IN", "NNP", "."]
+    paper, extended = sentence_features(words, tags), sentence_features(words, tags, "extended")
+    for p, e in zip(paper, extended):
+        assert p.items() <= e.items()
+    assert extended[1]["shape"] == "X-d" and extended[1]["hyphen"] and extended[1]["hasdigit"]
+    assert extended[2]["-2:word.lower()"] == "the" and extended[2]["2:word.lower()"] == "baghdad"
+    assert extended[2]["bigram-1"] == "f-16|flew" and extended[2]["posbigram1"] == "VBD|IN"
+    assert "-2:word.lower()" not in extended[1] and "2:word.lower()" not in extended[4]
+    assert [word_shape(w) for w in ("London", "3.5", "USA", "e-mail")] == ["Xx", "d.d", "X", "x-x"]
+    with pytest.raises(ValueError, match="Unknown CRF feature set 'rich': use one of 'paper', 'extended'"):
+        sentence_features(words, tags, "rich")
+    with pytest.raises(ValueError, match="Unknown CRF feature set"):
+        FeatureCRF(b"x", features="rich")
 
 
 @pytest.fixture(scope="module")
@@ -164,13 +207,18 @@ def test_train_crf_command_saves_a_pipeline_that_reloads_the_same(trained, tmp_p
     result = CliRunner().invoke(app, [
         "train-crf", str(model), str(tmp_path / "gold.spacy"), str(tmp_path / "gold.spacy"), str(tmp_path / "out"),
         "--report", str(tmp_path / "fit.json"), "--weights", "0.6", "--max-iterations", "30",
+        "--features", "extended",
     ])
     assert result.exit_code == 0, result.output
     fit = json.loads((tmp_path / "fit.json").read_text())
     assert fit["weight"] == 0.6 and (tmp_path / "out" / "posattn_ner" / "crf.crfsuite").exists()
+    assert fit["features"] == "extended"
     loaded = spacy.load(tmp_path / "out")
     ner = loaded.get_pipe("posattn_ner")
     assert ner.crf_weight == 0.6 and loaded.config["components"]["posattn_ner"]["crf_weight"] == 0.6
+    # The CRF reloads with the feature set it was trained on (read as "paper", it would
+    # see none of its extended features' weights and predict otherwise).
+    assert ner.crf.features == "extended" and pickle.loads(pickle.dumps(ner.crf)).features == "extended"
     texts = [text for text, _ in TRAIN_DATA]
     expected = [(d.ents, d.spans["ents"].attrs["scores"]) for d in loaded.pipe(texts)]
     expected = [([(e.start, e.end, e.label_) for e in ents], scores) for ents, scores in expected]
@@ -187,6 +235,7 @@ def test_train_crf_command_saves_a_pipeline_that_reloads_the_same(trained, tmp_p
     again = spacy.blank("en").from_config(loaded.config)
     again.from_bytes(loaded.to_bytes())
     assert again.get_pipe("posattn_ner").crf.model_bytes == ner.crf.model_bytes
+    assert again.get_pipe("posattn_ner").crf.features == "extended"
     got = [([(e.start, e.end, e.label_) for e in d.ents], d.spans["ents"].attrs["scores"]) for d in again.pipe(texts)]
     for (e1, s1), (e2, s2) in zip(expected, got):
         assert e1 == e2

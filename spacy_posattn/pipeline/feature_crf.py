@@ -13,10 +13,13 @@ The features are the paper's: the word's lowercase form, last three and two
 characters, isupper, isdigit, istitle and POS tag; the lowercase form, istitle,
 isupper, isdigit and POS tag of the previous ("-1:") and next ("+1:") word; and
 "BOS" / "EOS" (the paper's BEG / END) at the start / end of a sequence.
+The "extended" set (`extended_word_features`, the default pipeline's) adds the
+word's shape, prefixes and 4-character suffix, the lowercase form, istitle and
+POS tag two words away, and the word and POS bigrams with each neighbour.
 """
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 import pycrfsuite
@@ -54,9 +57,71 @@ def word_features(words: List[str], tags: List[str], i: int) -> Features:
     return features
 
 
-def sentence_features(words: List[str], tags: List[str]) -> List[Features]:
-    """RETURNS (List[Dict[str, object]]): The features of each word of a sentence."""
-    return [word_features(words, tags, i) for i in range(len(words))]
+def word_shape(word: str) -> str:
+    """RETURNS (str): The word's character classes with repeats collapsed:
+    "Xx" for "London", "d.d" for "3.5", "X-d" for "F-16"."""
+    shape: List[str] = []
+    for ch in word:
+        c = "X" if ch.isupper() else "x" if ch.islower() else "d" if ch.isdigit() else ch
+        if not shape or shape[-1] != c:
+            shape.append(c)
+    return "".join(shape)
+
+
+def extended_word_features(words: List[str], tags: List[str], i: int) -> Features:
+    """RETURNS (Dict[str, object]): The paper's features of the word at index `i`
+    plus its shape, prefixes, 4-character suffix, hyphen and digit flags, the
+    words and POS tags two away, and the word and POS bigrams with each neighbour."""
+    features = word_features(words, tags, i)
+    word = words[i]
+    lower = word.lower()
+    features.update(
+        {
+            "word[:3]": lower[:3],
+            "word[:2]": lower[:2],
+            "word[-4:]": lower[-4:],
+            "shape": word_shape(word),
+            "hyphen": "-" in word,
+            "hasdigit": any(c.isdigit() for c in word),
+            "pos[:2]": tags[i][:2],
+        }
+    )
+    for offset in (-2, 2):
+        j = i + offset
+        if 0 <= j < len(words):
+            features[f"{offset}:word.lower()"] = words[j].lower()
+            features[f"{offset}:word.istitle()"] = words[j].istitle()
+            features[f"{offset}:postag"] = tags[j]
+    for offset in (-1, 1):
+        j = i + offset
+        if 0 <= j < len(words):
+            first, second = (j, i) if offset < 0 else (i, j)
+            features[f"{offset}:shape"] = word_shape(words[j])
+            features[f"{offset}:word[-3:]"] = words[j].lower()[-3:]
+            features[f"bigram{offset}"] = words[first].lower() + "|" + words[second].lower()
+            features[f"posbigram{offset}"] = tags[first] + "|" + tags[second]
+    return features
+
+
+# The CRF's feature sets by name: a trained CRF keeps the name of its own.
+FEATURE_SETS: Dict[str, Callable[[List[str], List[str], int], Features]] = {
+    "paper": word_features,
+    "extended": extended_word_features,
+}
+
+
+def feature_set(name: str) -> Callable[[List[str], List[str], int], Features]:
+    """RETURNS (Callable): The word-feature function of a feature set (`FEATURE_SETS`)."""
+    if name not in FEATURE_SETS:
+        raise ValueError(f"Unknown CRF feature set {name!r}: use one of {', '.join(map(repr, FEATURE_SETS))}.")
+    return FEATURE_SETS[name]
+
+
+def sentence_features(words: List[str], tags: List[str], features: str = "paper") -> List[Features]:
+    """RETURNS (List[Dict[str, object]]): The features of each word of a sentence,
+    from the feature set named `features` ("paper" or "extended")."""
+    word_fn = feature_set(features)
+    return [word_fn(words, tags, i) for i in range(len(words))]
 
 
 def crf_sequences(doc: Doc) -> List[slice]:
@@ -71,12 +136,15 @@ def crf_sequences(doc: Doc) -> List[slice]:
 
 
 class FeatureCRF:
-    """A trained CRFsuite model, kept as the bytes of its model file."""
+    """A trained CRFsuite model, kept as the bytes of its model file, and the
+    name of the feature set (`FEATURE_SETS`) it was trained on."""
 
-    def __init__(self, model_bytes: bytes) -> None:
+    def __init__(self, model_bytes: bytes, features: str = "paper") -> None:
         if not model_bytes:
             raise ValueError("FeatureCRF needs the bytes of a CRFsuite model file, got none.")
+        feature_set(features)  # a clear error for an unknown name
         self.model_bytes = bytes(model_bytes)
+        self.features = features
         self._tagger: Optional[pycrfsuite.Tagger] = None
         self._labels: List[str] = []
 
@@ -88,6 +156,7 @@ class FeatureCRF:
         c1: float = 0.1,
         c2: float = 0.1,
         max_iterations: int = 100,
+        features: str = "paper",
     ) -> "FeatureCRF":
         """Train with L-BFGS (the paper's CRF baseline settings by default).
 
@@ -96,8 +165,10 @@ class FeatureCRF:
         c1 (float): L1 regularization coefficient.
         c2 (float): L2 regularization coefficient.
         max_iterations (int): The most L-BFGS iterations.
+        features (str): The feature set, "paper" or "extended" (`FEATURE_SETS`).
         RETURNS (FeatureCRF): The trained CRF.
         """
+        feature_set(features)
         trainer = pycrfsuite.Trainer(verbose=False)
         n = 0
         for words, pos, tags in sequences:
@@ -107,7 +178,7 @@ class FeatureCRF:
                     f"{len(tags)} entity tags; they must be equal (sequence {n}: {' '.join(words)[:60]!r})."
                 )
             if words:
-                trainer.append(sentence_features(words, pos), tags)
+                trainer.append(sentence_features(words, pos, features), tags)
                 n += 1
         if n == 0:
             raise ValueError("No CRF training sequences: the training data has no tokens.")
@@ -117,7 +188,7 @@ class FeatureCRF:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.crfsuite"
             trainer.train(str(path))
-            return cls(path.read_bytes())
+            return cls(path.read_bytes(), features=features)
 
     @property
     def tagger(self) -> pycrfsuite.Tagger:
@@ -148,7 +219,7 @@ class FeatureCRF:
         if not words:
             return out
         tagger = self.tagger
-        tagger.set(sentence_features(words, pos))
+        tagger.set(sentence_features(words, pos, self.features))
         for j, tag in enumerate(tags):
             if tag in self._labels:
                 out[:, j] = [tagger.marginal(tag, i) for i in range(len(words))]
@@ -164,7 +235,7 @@ class FeatureCRF:
         return out
 
     def __getstate__(self) -> Dict:
-        return {"model_bytes": self.model_bytes}  # the open tagger can't be pickled
+        return {"model_bytes": self.model_bytes, "features": self.features}  # the open tagger can't be pickled
 
     def __setstate__(self, state: Dict) -> None:
-        self.__init__(state["model_bytes"])
+        self.__init__(state["model_bytes"], state.get("features", "paper"))

@@ -289,6 +289,7 @@ class PosAttnEntityRecognizer(TrainablePipe):
 
         RETURNS (bytes): The serialized component.
         """
+        self._note_crf_features()
         data = srsly.msgpack_loads(super().to_bytes(exclude=exclude))
         if self.crf is not None:
             data["crf"] = self.crf.model_bytes
@@ -302,11 +303,13 @@ class PosAttnEntityRecognizer(TrainablePipe):
         data = srsly.msgpack_loads(bytes_data)
         crf = data.pop("crf", None)
         super().from_bytes(srsly.msgpack_dumps(data), exclude=exclude)
-        self.crf = FeatureCRF(crf) if crf else None
+        self.crf = FeatureCRF(crf, features=self.cfg.get("crf_features", "paper")) if crf else None
         return self
 
     def to_disk(self, path, *, exclude=tuple()) -> None:
-        """Save the component to a directory, its CRF as `crf.crfsuite`."""
+        """Save the component to a directory, its CRF as `crf.crfsuite` (and
+        the CRF's feature set in `cfg`)."""
+        self._note_crf_features()
         super().to_disk(path, exclude=exclude)
         if self.crf is not None:
             (Path(path) / CRF_FILE).write_bytes(self.crf.model_bytes)
@@ -318,5 +321,14 @@ class PosAttnEntityRecognizer(TrainablePipe):
         """
         super().from_disk(path, exclude=exclude)
         crf_path = Path(path) / CRF_FILE
-        self.crf = FeatureCRF(crf_path.read_bytes()) if crf_path.exists() else None
+        features = self.cfg.get("crf_features", "paper")
+        self.crf = FeatureCRF(crf_path.read_bytes(), features=features) if crf_path.exists() else None
         return self
+
+    def _note_crf_features(self) -> None:
+        """Record the CRF's feature set in `cfg`, which is saved with the component
+        (pipelines saved before feature sets existed have none: "paper")."""
+        if self.crf is not None:
+            self.cfg["crf_features"] = self.crf.features
+        else:
+            self.cfg.pop("crf_features", None)
