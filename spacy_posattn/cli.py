@@ -477,6 +477,7 @@ def train_crf_cli(
     from spacy.tokens import DocBin
 
     from .crf_training import train_pipeline_crf
+    from .pipeline.feature_crf import FEATURE_SETS
 
     for path in (train_path, dev_path):
         if not path.exists():
@@ -485,6 +486,8 @@ def train_crf_cli(
         tried = [float(w) for w in weights.split(",") if w.strip()]
     except ValueError:
         msg.fail(f"--weights must be comma-separated numbers, got {weights!r}", exits=1)
+    if features not in FEATURE_SETS:
+        msg.fail(f"--features must be one of {', '.join(FEATURE_SETS)}, got {features!r}", exits=1)
     try:
         nlp = spacy.load(model)
         train_docs = list(DocBin().from_disk(train_path).get_docs(nlp.vocab))

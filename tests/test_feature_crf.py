@@ -243,10 +243,12 @@ def test_train_crf_command_saves_a_pipeline_that_reloads_the_same(trained, tmp_p
     assert numpy.isclose(again.get_pipe("posattn_ner").crf_weight, 0.6)
 
 
-def test_bad_weights_option_is_a_clear_error(tmp_path):
+def test_bad_weights_or_features_option_is_a_clear_error(tmp_path):
     (tmp_path / "x.spacy").write_bytes(b"")
     result = CliRunner().invoke(app, ["train-crf", "m", str(tmp_path / "x.spacy"), str(tmp_path / "x.spacy"), "o", "--weights", "a,b"])
     assert result.exit_code == 1 and "--weights must be comma-separated numbers" in result.output
+    result = CliRunner().invoke(app, ["train-crf", "m", str(tmp_path / "x.spacy"), str(tmp_path / "x.spacy"), "o", "--features", "rich"])
+    assert result.exit_code == 1 and "--features must be one of paper, extended, got 'rich'" in result.output
 
 
 def test_evaluate_reports_the_crf_weight_and_can_turn_the_crf_off(trained, tmp_path):
