@@ -5,11 +5,11 @@ callbacks through entry points (setup.cfg), so nothing here is imported eagerly:
 `python -m spacy_posattn convert` doesn't pay for torch and transformers.
 """
 __version__ = "0.1.0"
-__all__ = ["PosAttnEntityRecognizer", "make_posattn_ner", "__version__"]
+__all__ = ["PosAttnEntityRecognizer", "make_posattn_ner", "PosAttnTagger", "make_posattn_tagger", "__version__"]
 
 
 def __getattr__(name: str):
-    if name in ("PosAttnEntityRecognizer", "make_posattn_ner"):
+    if name in ("PosAttnEntityRecognizer", "make_posattn_ner", "PosAttnTagger", "make_posattn_tagger"):
         from . import pipeline
 
         return getattr(pipeline, name)

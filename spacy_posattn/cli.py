@@ -91,6 +91,7 @@ def evaluate_cli(
     int8: str = typer.Option("", "--int8", help="Load with components.transformer.model.int8 set to this (attention, ffn, ffn_in, ffn_out, all; several joined by +)"),
     bf16: bool = typer.Option(False, "--bf16", help="Load with components.transformer.model.bf16 = true (CPU inference in bfloat16)"),
     crf_weight: Optional[float] = typer.Option(None, "--crf-weight", min=0.0, max=1.0, help="Load with components.posattn_ner.crf_weight set to this (0: the network without its feature CRF)"),
+    pos_crf_weight: Optional[float] = typer.Option(None, "--pos-crf-weight", min=0.0, max=1.0, help="Load with components.tagger.crf_weight set to this (0: the tagger without its POS CRF; a posattn_tagger only)"),
     train_time: List[Path] = typer.Option(
         [], "--train-time", help="A training stage's time record written by `timed` (repeat per stage): their total is reported as train_seconds",
     ),
@@ -116,11 +117,20 @@ def evaluate_cli(
         config["components.transformer.model.bf16"] = True
     if crf_weight is not None:
         config["components.posattn_ner.crf_weight"] = crf_weight
-    nlp = spacy.load(model, config=config)
+    if pos_crf_weight is not None:
+        config["components.tagger.crf_weight"] = pos_crf_weight
+    try:
+        nlp = spacy.load(model, config=config)
+    except Exception as err:  # confection's error for a setting the tagger doesn't have
+        if pos_crf_weight is not None and "crf_weight" in str(err):
+            msg.fail(f"--pos-crf-weight: the tagger of {model} has no crf_weight (it is not a posattn_tagger; `train-crf` makes one)", exits=1)
+        raise
     scores = evaluate_path(nlp, data_path, batch_size=batch_size)
     scores.update(model=str(model), data=str(data_path), machine=machine or describe_machine(gpu_id), int8=int8 or "none", bf16=bf16)
     if "posattn_ner" in nlp.pipe_names:
         scores.update(crf_weight=nlp.get_pipe("posattn_ner").crf_weight)
+    if "tagger" in nlp.pipe_names and hasattr(nlp.get_pipe("tagger"), "crf_weight"):
+        scores.update(pos_crf_weight=nlp.get_pipe("tagger").crf_weight)
     scores.update(timing)
     md_path = write_reports(scores, output, title=f"{Path(model).name} on {data_path.name}")
     print(md_path.read_text(encoding="utf8"))
@@ -467,40 +477,56 @@ def train_crf_cli(
     max_iterations: int = typer.Option(100, "--max-iterations", min=1, help="The most L-BFGS iterations"),
     features: str = typer.Option("paper", "--features", help="CRF feature set: 'paper' (the CRF baseline's) or 'extended' (adds shape, prefixes, words two away, bigrams)"),
     component: str = typer.Option("posattn_ner", "--component", "-c"),
+    pos_iterations: int = typer.Option(60, "--pos-iterations", min=0, help="The POS CRF's L-BFGS iterations (0: no POS CRF; the tagger stays as it is)"),
+    pos_weights: str = typer.Option("0,0.1,0.2,0.3,0.4,0.5,0.6,0.7", "--pos-weights", help="Comma-separated POS CRF weights to try, in [0, 1]"),
+    pos_c2: float = typer.Option(0.01, "--pos-c2", help="The POS CRF's L2 regularization coefficient"),
+    tagger: str = typer.Option("tagger", "--tagger", help="The tagger component, which gets the POS CRF"),
 ) -> None:
-    """Train the entity recognizer's feature CRF on the gold training docs and
-    choose its weight in the average with the network on dev data; write a copy
-    of the pipeline with both (`crf_weight`)."""
+    """Train the entity recognizer's feature CRF, and a POS CRF for the tagger,
+    on the gold training docs (at the same time, on two cores), and choose
+    each one's weight in the average with its network on dev data; write a
+    copy of the pipeline with both (`crf_weight`). With a POS CRF the tagger
+    becomes a `posattn_tagger` (spaCy's tagger plus the CRF mix)."""
     import json
 
     import spacy
     from spacy.tokens import DocBin
 
     from .crf_training import train_pipeline_crf
-    from .pipeline.feature_crf import FEATURE_SETS
+    from .pipeline.feature_crf import POS_FEATURE_SETS
 
     for path in (train_path, dev_path):
         if not path.exists():
             msg.fail(f"No such data file: {path}", exits=1)
+    tried: Dict[str, List[float]] = {}
+    for option, value in (("--weights", weights), ("--pos-weights", pos_weights)):
+        try:
+            tried[option] = [float(w) for w in value.split(",") if w.strip()]
+        except ValueError:
+            msg.fail(f"{option} must be comma-separated numbers, got {value!r}", exits=1)
+    if features not in POS_FEATURE_SETS:  # the entity CRF's sets (they read POS tags)
+        msg.fail(f"--features must be one of {', '.join(POS_FEATURE_SETS)}, got {features!r}", exits=1)
+    # The config is rebuilt from the load-time settings: the tagger's factory and both
+    # weights are set there (as calibrate does for the temperature).
+    overrides = {f"components.{tagger}.factory": "posattn_tagger"} if pos_iterations else {}
     try:
-        tried = [float(w) for w in weights.split(",") if w.strip()]
-    except ValueError:
-        msg.fail(f"--weights must be comma-separated numbers, got {weights!r}", exits=1)
-    if features not in FEATURE_SETS:
-        msg.fail(f"--features must be one of {', '.join(FEATURE_SETS)}, got {features!r}", exits=1)
-    try:
-        nlp = spacy.load(model)
+        nlp = spacy.load(model, config=overrides)
         train_docs = list(DocBin().from_disk(train_path).get_docs(nlp.vocab))
         dev_docs = list(DocBin().from_disk(dev_path).get_docs(nlp.vocab))
         fit = train_pipeline_crf(
-            nlp, train_docs, dev_docs, component=component, weights=tried, c1=c1, c2=c2,
-            max_iterations=max_iterations, features=features, train_source=str(train_path), log=msg.info,
+            nlp, train_docs, dev_docs, component=component, weights=tried["--weights"], c1=c1, c2=c2,
+            max_iterations=max_iterations, features=features, tagger=tagger, pos_weights=tried["--pos-weights"],
+            pos_c2=pos_c2, pos_iterations=pos_iterations, train_source=str(train_path), log=msg.info,
         )
     except (OSError, ValueError) as err:
         msg.fail(str(err), exits=1)
-    # The config is rebuilt from the load-time settings: set the weight there, as calibrate does.
-    mixed = spacy.load(model, config={f"components.{component}.crf_weight": fit["weight"]})
+    overrides[f"components.{component}.crf_weight"] = fit["weight"]
+    if fit["pos"] is not None:
+        overrides[f"components.{tagger}.crf_weight"] = fit["pos"]["weight"]
+    mixed = spacy.load(model, config=overrides)
     mixed.get_pipe(component).crf = nlp.get_pipe(component).crf
+    if fit["pos"] is not None:
+        mixed.get_pipe(tagger).crf = nlp.get_pipe(tagger).crf
     mixed.to_disk(output_dir)
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
@@ -509,7 +535,11 @@ def train_crf_cli(
             encoding="utf8",
         )
     chosen = f"{fit['weight']:g}"
-    msg.good(f"Wrote {output_dir} with crf_weight = {chosen} (dev entity F1 {fit['dev_f1'][chosen]:.2f})")
+    pos = ""
+    if fit["pos"] is not None:
+        pos_chosen = f"{fit['pos']['weight']:g}"
+        pos = f"; {tagger} crf_weight = {pos_chosen} (dev tag accuracy {fit['pos']['dev_tag_acc'][pos_chosen]:.2f})"
+    msg.good(f"Wrote {output_dir} with crf_weight = {chosen} (dev entity F1 {fit['dev_f1'][chosen]:.2f}){pos}")
 
 
 @app.command("annotate")

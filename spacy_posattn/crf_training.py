@@ -1,14 +1,21 @@
-"""Train a pipeline's feature CRF and choose its weight on dev data
+"""Train a pipeline's feature CRFs and choose their weights on dev data
 (`python -m spacy_posattn train-crf`).
 
-The CRF learns from the gold tokens, POS tags and entities of the training
-Docs. The weight of its marginals in `posattn_ner`'s average is the one of
-`weights` with the best strict entity F1 on the dev Docs, where the CRF reads
-the POS tags the pipeline's own tagger predicts, as it will in use. The
-network's probabilities are computed once; each weight only re-decodes.
+Two CRFs learn from the gold training Docs: one for entities (words and POS
+tags -> BILUO tags), mixed into `posattn_ner`, and one for POS tags (words ->
+tags, the "words" features), mixed into the tagger, which becomes a
+`posattn_tagger`. They train at the same time, the POS CRF in a worker process
+(CRFsuite uses one core each). The networks' dev probabilities are computed in
+one pass. The tagger's weight is the one of `pos_weights` with the best dev tag
+accuracy; then the entity CRF reads the POS tags that mix predicts, as it will
+in use, and its weight is the one of `weights` with the best strict entity F1.
 """
+import concurrent.futures
+import multiprocessing
 import time
-from typing import Callable, Dict, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -17,6 +24,7 @@ from thinc.api import to_numpy
 
 from .evaluate import iob_tags, score_docs
 from .pipeline.feature_crf import FeatureCRF, crf_sequences
+from .pipeline.tagger import PosAttnTagger
 from .readers import unannotated_copy
 
 # As the `train-crf` command's --weights.
@@ -48,6 +56,33 @@ def gold_sequences(docs: Sequence[Doc], source: str = "the training data") -> It
             yield words[span], pos[span], tags[span]
 
 
+def pos_sequences(docs: Sequence[Doc], source: str = "the training data") -> Iterator[Tuple[List[str], List[str], List[str]]]:
+    """Words and gold POS tags of each sentence of the docs, for the POS CRF.
+
+    docs (Sequence[Doc]): Gold Docs with POS tags.
+    source (str): What the docs are, for error messages.
+    YIELDS (Tuple[List[str], List[str], List[str]]): Words, empty POS features
+        (the "words" features read none) and the gold tags to learn.
+    """
+    for i, doc in enumerate(docs):
+        if not len(doc):
+            continue
+        if not doc.has_annotation("TAG") or any(not t.tag_ for t in doc):
+            raise ValueError(
+                f"Doc {i} of {source} ({doc.text[:60]!r}) has tokens without a POS tag: the POS CRF "
+                "learns from every token's gold `token.tag_`."
+            )
+        words, tags = [t.text for t in doc], [t.tag_ for t in doc]
+        for span in crf_sequences(doc):
+            yield words[span], [""] * len(words[span]), tags[span]
+
+
+def _train_crf(sequences, settings: Dict) -> Tuple[FeatureCRF, float]:
+    """RETURNS (Tuple[FeatureCRF, float]): A CRF trained on `sequences` and the seconds it took."""
+    start = time.perf_counter()
+    return FeatureCRF.train(sequences, **settings), time.perf_counter() - start
+
+
 def train_pipeline_crf(
     nlp: Language,
     train_docs: Sequence[Doc],
@@ -59,21 +94,35 @@ def train_pipeline_crf(
     c2: float = 0.1,
     max_iterations: int = 100,
     features: str = "paper",
+    tagger: str = "tagger",
+    pos_weights: Sequence[float] = DEFAULT_WEIGHTS,
+    pos_c1: float = 0.1,
+    pos_c2: float = 0.01,
+    pos_iterations: int = 0,
     train_source: str = "the training data",
     log: Callable[[str], None] = print,
 ) -> Dict:
-    """Train the CRF of `nlp`'s `component`, set it, and set the best weight.
+    """Train the CRFs of `nlp`'s `component` (entities) and, with
+    `pos_iterations` > 0, of its `tagger`; set them and the best weights.
 
     nlp (Language): The trained pipeline, with a `tagger` before `component`.
+        With a POS CRF, the tagger must be a `posattn_tagger` (load the pipeline
+        with `components.tagger.factory = "posattn_tagger"`, as `train-crf` does).
     train_docs (Sequence[Doc]): Gold training Docs.
-    dev_docs (Sequence[Doc]): Gold dev Docs, to choose the weight.
+    dev_docs (Sequence[Doc]): Gold dev Docs, to choose the weights.
     component (str): The `posattn_ner` component.
-    weights (Sequence[float]): The weights to try, each in [0, 1]; ties go to the smaller.
-    c1, c2, max_iterations, features: As `FeatureCRF.train`.
+    weights (Sequence[float]): The entity CRF's weights to try, each in [0, 1];
+        ties go to the smaller.
+    c1, c2, max_iterations, features: The entity CRF's, as `FeatureCRF.train`.
+    tagger (str): The tagger component.
+    pos_weights (Sequence[float]): The POS CRF's weights to try.
+    pos_c1, pos_c2 (float): The POS CRF's regularization.
+    pos_iterations (int): The POS CRF's L-BFGS iterations; 0: no POS CRF.
     train_source (str): What the training docs are, for error messages.
     log (Callable[[str], None]): Progress messages.
     RETURNS (Dict): `weight` (chosen), `dev_f1` (per weight, in %), `train_seconds`,
-        `select_seconds`, `sequences`, `crf_bytes` and the training settings.
+        `select_seconds`, `sequences`, `crf_bytes` and the training settings of the
+        entity CRF; `pos`: the same for the POS CRF (`dev_tag_acc` per weight), or None.
     """
     if component not in nlp.pipe_names:
         raise ValueError(f"The pipeline has no component '{component}' (it has {', '.join(nlp.pipe_names)})")
@@ -81,25 +130,76 @@ def train_pipeline_crf(
     if not hasattr(ner, "crf_marginals"):
         raise ValueError(f"'{component}' is a {type(ner).__name__}, not a posattn_ner component: it has no CRF mix.")
     names = nlp.pipe_names
-    if "tagger" not in names[: names.index(component)]:
+    if tagger not in names[: names.index(component)]:
         raise ValueError(
-            f"The CRF reads POS tags, but the pipeline has no 'tagger' before '{component}' ({', '.join(names)})."
+            f"The CRF reads POS tags, but the pipeline has no '{tagger}' before '{component}' ({', '.join(names)})."
         )
-    if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
-        raise ValueError(f"The CRF weights to try must be in [0, 1], got {list(weights)}")
+    pos_pipe = nlp.get_pipe(tagger)
+    if pos_iterations and not isinstance(pos_pipe, PosAttnTagger):
+        raise ValueError(
+            f"'{tagger}' is a {type(pos_pipe).__name__}: a POS CRF needs a posattn_tagger (load the pipeline "
+            f"with config={{'components.{tagger}.factory': 'posattn_tagger'}}), or set pos_iterations = 0."
+        )
+    for name, tried in (("entity", weights), ("POS", pos_weights)):
+        if not tried or any(not 0.0 <= w <= 1.0 for w in tried):
+            raise ValueError(f"The {name} CRF weights to try must be in [0, 1], got {list(tried)}")
     start = time.perf_counter()
     sequences = list(gold_sequences(train_docs, train_source))
+    pos_training: Optional[concurrent.futures.Future] = None
+    pool = None
+    if pos_iterations:
+        pos_train = list(pos_sequences(train_docs, train_source))
+        settings = {"c1": pos_c1, "c2": pos_c2, "max_iterations": pos_iterations, "features": "words"}
+        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        pos_training = pool.submit(_train_crf, pos_train, settings)
+        log(f"Training the POS CRF in a worker process ({len(pos_train):,} sequences, at most {pos_iterations} iterations)")
     log(
-        f"Training the CRF on {len(sequences):,} sequences ({features!r} features, L-BFGS, "
+        f"Training the entity CRF on {len(sequences):,} sequences ({features!r} features, L-BFGS, "
         f"at most {max_iterations} iterations)"
     )
-    crf = FeatureCRF.train(sequences, c1=c1, c2=c2, max_iterations=max_iterations, features=features)
-    train_seconds = time.perf_counter() - start
-    log(f"Trained in {train_seconds:.0f} s ({len(crf.model_bytes) / 1e6:.1f} MB)")
+    try:
+        crf = FeatureCRF.train(sequences, c1=c1, c2=c2, max_iterations=max_iterations, features=features)
+        train_seconds = time.perf_counter() - start
+        log(f"Trained the entity CRF in {train_seconds:.0f} s ({len(crf.model_bytes) / 1e6:.1f} MB)")
+        pos_crf, pos_seconds = pos_training.result() if pos_training is not None else (None, 0.0)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    if pos_crf is not None:
+        log(
+            f"Trained the POS CRF in {pos_seconds:.0f} s in the worker; both done after "
+            f"{time.perf_counter() - start:.0f} s ({len(pos_crf.model_bytes) / 1e6:.1f} MB)"
+        )
 
     start = time.perf_counter()
+    tag_scores, network = _dev_network_scores(nlp, pos_pipe, ner, component, dev_docs)
+    predicted_pos = [unannotated_copy(doc) for doc in dev_docs]
+    pos_fit = None
+    if pos_crf is not None:
+        pos_pipe.crf = pos_crf
+        pos_marginals = pos_pipe.crf_marginals(predicted_pos)
+        gold_ids = _gold_tag_ids(dev_docs, pos_pipe.labels)
+        dev_acc: Dict[float, float] = {}
+        for w in sorted(set(pos_weights)):
+            mixed = numpy.concatenate([((1.0 - w) * p + w * m).argmax(axis=1) for p, m in zip(tag_scores, pos_marginals)])
+            dev_acc[w] = float((mixed[gold_ids >= 0] == gold_ids[gold_ids >= 0]).mean() * 100)
+            log(f"POS crf_weight {w:g}: dev tag accuracy {dev_acc[w]:.3f}")
+        pos_pipe.crf_weight = max(dev_acc, key=lambda w: (round(dev_acc[w], 6), -w))
+        tag_scores = pos_pipe.mix_crf(predicted_pos, tag_scores)
+        pos_fit = {
+            "weight": pos_pipe.crf_weight,
+            "dev_tag_acc": {f"{w:g}": a for w, a in dev_acc.items()},
+            "train_seconds": pos_seconds,
+            "sequences": len(pos_train),
+            "crf_bytes": len(pos_crf.model_bytes),
+            "c1": pos_c1,
+            "c2": pos_c2,
+            "max_iterations": pos_iterations,
+            "features": "words",
+        }
+    pos_pipe.set_annotations(predicted_pos, [numpy.asarray(s).argmax(axis=1) for s in tag_scores])
     ner.crf = crf
-    network, marginals = _dev_scores(nlp, ner, component, dev_docs)
+    marginals = ner.crf_marginals(predicted_pos)
     dev_f1: Dict[float, float] = {}
     for w in sorted(set(weights)):
         predicted = [unannotated_copy(doc) for doc in dev_docs]
@@ -119,21 +219,27 @@ def train_pipeline_crf(
         "c2": c2,
         "max_iterations": max_iterations,
         "features": features,
+        "pos": pos_fit,
     }
 
 
-def _dev_scores(nlp: Language, ner, component: str, dev_docs: Sequence[Doc], batch_size: int = 64):
-    """The network's probabilities and the CRF's marginals (on predicted POS tags) for the dev docs."""
+def _gold_tag_ids(docs: Sequence[Doc], labels: Sequence[str]) -> numpy.ndarray:
+    """The index in `labels` of each token's gold tag, -1 where it has none or an unknown one."""
+    index = {label: i for i, label in enumerate(labels)}
+    return numpy.array([index.get(t.tag_, -1) for doc in docs for t in doc], dtype="i")
+
+
+def _dev_network_scores(nlp: Language, tagger, ner, component: str, dev_docs: Sequence[Doc], batch_size: int = 64):
+    """The tagger's and the entity network's probabilities for the dev docs (no CRF), in one encoder pass."""
     saved_weight, ner.crf_weight = ner.crf_weight, 0.0
+    tag_scores: List = []
     network: List = []
-    marginals: List = []
     try:
-        with nlp.select_pipes(disable=[component]):
+        with nlp.select_pipes(disable=[tagger.name, component]):
             for start in range(0, len(dev_docs), batch_size):
                 docs = list(nlp.pipe([unannotated_copy(d) for d in dev_docs[start : start + batch_size]]))
+                tag_scores.extend(to_numpy(p) for p in tagger.model.predict(docs))
                 network.extend(to_numpy(p) for p in ner.predict(docs))
-                marginals.extend(ner.crf_marginals(docs))
     finally:
         ner.crf_weight = saved_weight
-    return network, marginals
-
+    return tag_scores, network

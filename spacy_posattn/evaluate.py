@@ -245,6 +245,8 @@ def markdown_report(scores: Dict, title: str) -> str:
     ]
     if scores.get("crf_weight") is not None:
         lines.append(f"| posattn_ner's feature CRF weight (`crf_weight`; 0: the network alone) | {scores['crf_weight']:g} |")
+    if scores.get("pos_crf_weight") is not None:
+        lines.append(f"| the tagger's POS CRF weight (`crf_weight`; 0: the network alone) | {scores['pos_crf_weight']:g} |")
     if scores.get("train_time"):  # measured by `timed`, one record per training stage
         parts = "; ".join(
             f"{t['label'] or t['command']}: {t['seconds']:,.0f} s"

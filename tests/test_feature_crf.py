@@ -14,6 +14,7 @@ from spacy_posattn.cli import app
 from spacy_posattn.crf_training import gold_sequences, train_pipeline_crf
 from spacy_posattn.pipeline.decoding import biluo_tags
 from spacy_posattn.pipeline.feature_crf import FeatureCRF, crf_sequences, sentence_features, word_shape
+from spacy_posattn.pipeline.tagger import PosAttnTagger
 from spacy_posattn.readers import unannotated_copy
 
 from .conftest import TRAIN_DATA, make_examples, make_nlp, train_tiny
@@ -207,27 +208,33 @@ def test_train_crf_command_saves_a_pipeline_that_reloads_the_same(trained, tmp_p
     result = CliRunner().invoke(app, [
         "train-crf", str(model), str(tmp_path / "gold.spacy"), str(tmp_path / "gold.spacy"), str(tmp_path / "out"),
         "--report", str(tmp_path / "fit.json"), "--weights", "0.6", "--max-iterations", "30",
-        "--features", "extended",
+        "--features", "extended", "--pos-iterations", "20", "--pos-weights", "0.4",
     ])
     assert result.exit_code == 0, result.output
+    assert "tagger crf_weight = 0.4" in result.output
     fit = json.loads((tmp_path / "fit.json").read_text())
     assert fit["weight"] == 0.6 and (tmp_path / "out" / "posattn_ner" / "crf.crfsuite").exists()
     assert fit["features"] == "extended"
     loaded = spacy.load(tmp_path / "out")
     ner = loaded.get_pipe("posattn_ner")
     assert ner.crf_weight == 0.6 and loaded.config["components"]["posattn_ner"]["crf_weight"] == 0.6
+    # The tagger became a posattn_tagger with its POS CRF and the chosen weight, in its config.
+    tagger = loaded.get_pipe("tagger")
+    assert isinstance(tagger, PosAttnTagger) and loaded.config["components"]["tagger"]["factory"] == "posattn_tagger"
+    assert fit["pos"]["weight"] == tagger.crf_weight == loaded.config["components"]["tagger"]["crf_weight"] == 0.4
+    assert tagger.crf.features == "words" and (tmp_path / "out" / "tagger" / "crf.crfsuite").exists()
     # The CRF reloads with the feature set it was trained on (read as "paper", it would
     # see none of its extended features' weights and predict otherwise).
     assert ner.crf.features == "extended" and pickle.loads(pickle.dumps(ner.crf)).features == "extended"
     texts = [text for text, _ in TRAIN_DATA]
     expected = [(d.ents, d.spans["ents"].attrs["scores"]) for d in loaded.pipe(texts)]
     expected = [([(e.start, e.end, e.label_) for e in ents], scores) for ents, scores in expected]
-    # The in-memory pipeline with the same CRF and weight predicts the same.
-    nlp.get_pipe("posattn_ner").crf, nlp.get_pipe("posattn_ner").crf_weight = ner.crf, 0.6
-    try:
-        same = [([(e.start, e.end, e.label_) for e in d.ents], d.spans["ents"].attrs["scores"]) for d in nlp.pipe(texts)]
-    finally:
-        nlp.get_pipe("posattn_ner").crf, nlp.get_pipe("posattn_ner").crf_weight = None, 0.0
+    # The pipeline trained in memory, given the same CRFs and weights, predicts the same.
+    fresh = spacy.load(model, config={"components.tagger.factory": "posattn_tagger"})
+    fresh.get_pipe("posattn_ner").crf, fresh.get_pipe("posattn_ner").crf_weight = ner.crf, 0.6
+    fresh.get_pipe("tagger").crf, fresh.get_pipe("tagger").crf_weight = tagger.crf, 0.4
+    same = [([(e.start, e.end, e.label_) for e in d.ents], d.spans["ents"].attrs["scores"]) for d in fresh.pipe(texts)]
+    assert [[t.tag_ for t in d] for d in fresh.pipe(texts)] == [[t.tag_ for t in d] for d in loaded.pipe(texts)]
     for (e1, s1), (e2, s2) in zip(expected, same):
         assert e1 == e2
         assert_allclose(s1, s2, rtol=1e-5)
@@ -241,6 +248,13 @@ def test_train_crf_command_saves_a_pipeline_that_reloads_the_same(trained, tmp_p
         assert e1 == e2
         assert_allclose(s1, s2, rtol=1e-5)
     assert numpy.isclose(again.get_pipe("posattn_ner").crf_weight, 0.6)
+    # evaluate reports the tagger's weight, and can turn its CRF off.
+    result = CliRunner().invoke(app, [
+        "evaluate", str(tmp_path / "out"), str(tmp_path / "gold.spacy"), "--output", str(tmp_path / "off.json"), "--pos-crf-weight", "0",
+    ])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "off.json").read_text())["pos_crf_weight"] == 0.0
+    assert "the tagger's POS CRF weight (`crf_weight`; 0: the network alone) | 0 |" in (tmp_path / "off.md").read_text()
 
 
 def test_bad_weights_or_features_option_is_a_clear_error(tmp_path):
@@ -249,6 +263,8 @@ def test_bad_weights_or_features_option_is_a_clear_error(tmp_path):
     assert result.exit_code == 1 and "--weights must be comma-separated numbers" in result.output
     result = CliRunner().invoke(app, ["train-crf", "m", str(tmp_path / "x.spacy"), str(tmp_path / "x.spacy"), "o", "--features", "rich"])
     assert result.exit_code == 1 and "--features must be one of paper, extended, got 'rich'" in result.output
+    result = CliRunner().invoke(app, ["train-crf", "m", str(tmp_path / "x.spacy"), str(tmp_path / "x.spacy"), "o", "--pos-weights", "0,x"])
+    assert result.exit_code == 1 and "--pos-weights must be comma-separated numbers, got '0,x'" in result.output
 
 
 def test_evaluate_reports_the_crf_weight_and_can_turn_the_crf_off(trained, tmp_path):
@@ -274,3 +290,9 @@ def test_evaluate_reports_the_crf_weight_and_can_turn_the_crf_off(trained, tmp_p
     assert "feature CRF weight (`crf_weight`; 0: the network alone) | 1 |" in (tmp_path / "saved.md").read_text()
     # The CRF alone learned these docs; the network after 30 tiny steps did not, entirely.
     assert scores["saved"]["ents_f"] == 1.0
+    # This pipeline's tagger is spaCy's own: it has no POS CRF weight to set.
+    assert "pos_crf_weight" not in scores["saved"]
+    result = CliRunner().invoke(app, [
+        "evaluate", str(tmp_path / "model"), str(tmp_path / "gold.spacy"), "--output", str(tmp_path / "x.json"), "--pos-crf-weight", "0",
+    ])
+    assert result.exit_code == 1 and "is not a posattn_tagger" in result.output

@@ -16,6 +16,9 @@ isupper, isdigit and POS tag of the previous ("-1:") and next ("+1:") word; and
 The "extended" set (`extended_word_features`, the default pipeline's) adds the
 word's shape, prefixes and 4-character suffix, the lowercase form, istitle and
 POS tag two words away, and the word and POS bigrams with each neighbour.
+
+The same class serves `posattn_tagger`'s POS CRF, on the "words" set
+(`word_only_features`), which reads no POS tags.
 """
 import tempfile
 from pathlib import Path
@@ -103,11 +106,50 @@ def extended_word_features(words: List[str], tags: List[str], i: int) -> Feature
     return features
 
 
+def word_only_features(words: List[str], tags: List[str], i: int) -> Features:
+    """RETURNS (Dict[str, object]): Features of the word at index `i` that read
+    no POS tags (`tags` is ignored), for a CRF that predicts them: the word's
+    lowercase form, shape, 1- to 4-character suffixes and 1- to 3-character
+    prefixes, istitle, isupper, isdigit and hyphen flags; the lowercase forms of
+    the words up to two away ("-2:" ... "2:", or "-2:edge" past an edge); the
+    shape and 3-character suffix of each neighbour and the word bigrams with them."""
+    word = words[i]
+    lower = word.lower()
+    features: Features = {
+        "bias": 1.0,
+        "word.lower()": lower,
+        "shape": word_shape(word),
+        "word.istitle()": word.istitle(),
+        "word.isupper()": word.isupper(),
+        "word.isdigit()": word.isdigit(),
+        "hyphen": "-" in word,
+    }
+    for k in (1, 2, 3, 4):
+        features[f"word[-{k}:]"] = lower[-k:]
+    for k in (1, 2, 3):
+        features[f"word[:{k}]"] = lower[:k]
+    for offset in (-2, -1, 1, 2):
+        j = i + offset
+        if not 0 <= j < len(words):
+            features[f"{offset}:edge"] = True
+            continue
+        features[f"{offset}:word.lower()"] = words[j].lower()
+        if abs(offset) == 1:
+            first, second = (j, i) if offset < 0 else (i, j)
+            features[f"{offset}:word[-3:]"] = words[j].lower()[-3:]
+            features[f"{offset}:shape"] = word_shape(words[j])
+            features[f"bigram{offset}"] = words[first].lower() + "|" + words[second].lower()
+    return features
+
+
 # The CRF's feature sets by name: a trained CRF keeps the name of its own.
 FEATURE_SETS: Dict[str, Callable[[List[str], List[str], int], Features]] = {
     "paper": word_features,
     "extended": extended_word_features,
+    "words": word_only_features,
 }
+# The feature sets that read POS tags (a CRF with one needs a tagger before it).
+POS_FEATURE_SETS = ("paper", "extended")
 
 
 def feature_set(name: str) -> Callable[[List[str], List[str], int], Features]:
@@ -117,9 +159,15 @@ def feature_set(name: str) -> Callable[[List[str], List[str], int], Features]:
     return FEATURE_SETS[name]
 
 
+def reads_pos_tags(features: str) -> bool:
+    """RETURNS (bool): Whether the feature set named `features` reads POS tags."""
+    feature_set(features)
+    return features in POS_FEATURE_SETS
+
+
 def sentence_features(words: List[str], tags: List[str], features: str = "paper") -> List[Features]:
     """RETURNS (List[Dict[str, object]]): The features of each word of a sentence,
-    from the feature set named `features` ("paper" or "extended")."""
+    from the feature set named `features` (`FEATURE_SETS`)."""
     word_fn = feature_set(features)
     return [word_fn(words, tags, i) for i in range(len(words))]
 
@@ -161,11 +209,13 @@ class FeatureCRF:
         """Train with L-BFGS (the paper's CRF baseline settings by default).
 
         sequences (Iterable[Tuple[List[str], List[str], List[str]]]): Words, POS tags
-            and BILUO entity tags of each sequence.
+            and the tags to learn (BILUO entity tags, or POS tags again for a
+            "words" CRF, which reads no POS features) of each sequence.
         c1 (float): L1 regularization coefficient.
         c2 (float): L2 regularization coefficient.
         max_iterations (int): The most L-BFGS iterations.
-        features (str): The feature set, "paper" or "extended" (`FEATURE_SETS`).
+        features (str): The feature set (`FEATURE_SETS`): "paper" or "extended"
+            for entities, "words" for POS tags.
         RETURNS (FeatureCRF): The trained CRF.
         """
         feature_set(features)

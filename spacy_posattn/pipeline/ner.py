@@ -1,10 +1,8 @@
 """The `posattn_ner` component: entity spans from per-token BILUO tag scores."""
 from itertools import islice
-from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
-import srsly
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, SpanGroup
@@ -13,10 +11,8 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, to_numpy
 from thinc.types import Floats2d
 
+from .crf_mix import FeatureCRFMix
 from .decoding import biluo_tags, span_confidences, transition_constraints, viterbi_decode
-from .feature_crf import FeatureCRF
-
-CRF_FILE = "crf.crfsuite"
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -91,7 +87,7 @@ def make_posattn_ner(
     )
 
 
-class PosAttnEntityRecognizer(TrainablePipe):
+class PosAttnEntityRecognizer(FeatureCRFMix, TrainablePipe):
     """Named entities from a per-token BILUO tagger with constrained decoding.
 
     Entities already in `doc.ents` (e.g. from an entity ruler earlier in the
@@ -111,14 +107,11 @@ class PosAttnEntityRecognizer(TrainablePipe):
     ) -> None:
         if not confidence_temperature > 0:
             raise ValueError(f"[posattn_ner] confidence_temperature must be > 0, got {confidence_temperature!r}")
-        if not 0.0 <= crf_weight <= 1.0:
-            raise ValueError(f"[posattn_ner] crf_weight must be between 0 and 1, got {crf_weight!r}")
         self.confidence_temperature = float(confidence_temperature)
-        self.crf_weight = float(crf_weight)
-        self.crf: Optional[FeatureCRF] = None
         self.vocab = vocab
         self.model = model
         self.name = name
+        self._init_crf_mix(crf_weight)
         self.scorer = scorer
         self.cfg: Dict = {"labels": [], "spans_key": spans_key}
 
@@ -136,6 +129,11 @@ class PosAttnEntityRecognizer(TrainablePipe):
     def tags(self) -> List[str]:
         """RETURNS (List[str]): The BILUO tags, in the order of the model's outputs."""
         return biluo_tags(self.labels)
+
+    @property
+    def crf_labels(self) -> List[str]:
+        """RETURNS (List[str]): The tags of the CRF mix's columns: `tags`."""
+        return self.tags
 
     def add_label(self, label: str) -> int:
         """Add an entity label before initialization.
@@ -196,32 +194,7 @@ class PosAttnEntityRecognizer(TrainablePipe):
         if not any(len(doc) for doc in docs):
             n_tags = len(self.tags)
             return [self.model.ops.alloc2f(len(doc), n_tags) for doc in docs]
-        scores = self.model.predict(docs)
-        if self.crf_weight > 0:
-            crf = self.crf_marginals(docs)
-            w = self.crf_weight
-            scores = [(1.0 - w) * to_numpy(s) + w * c for s, c in zip(scores, crf)]
-        return scores
-
-    def crf_marginals(self, docs: List[Doc]) -> List[numpy.ndarray]:
-        """The feature CRF's tag marginals, from the docs' words and POS tags.
-
-        docs (List[Doc]): The docs, already POS-tagged.
-        RETURNS (List[numpy.ndarray]): One (n_tokens, n_tags) array per doc.
-        """
-        if self.crf is None:
-            raise ValueError(
-                f"[posattn_ner] '{self.name}' has crf_weight = {self.crf_weight:g} but no CRF: train one "
-                "with `python -m spacy_posattn train-crf`, or set crf_weight = 0."
-            )
-        for doc in docs:
-            if len(doc) and not doc.has_annotation("TAG"):
-                raise ValueError(
-                    f"[posattn_ner] '{self.name}' mixes in its CRF (crf_weight = {self.crf_weight:g}), which "
-                    f"reads POS tags, but the doc {doc.text[:60]!r} has none: put a `tagger` before "
-                    f"'{self.name}' in the pipeline (and don't disable it), or set crf_weight = 0."
-                )
-        return [self.crf.doc_marginals(doc, self.tags) for doc in docs]
+        return self.mix_crf(docs, self.model.predict(docs))
 
     def set_annotations(self, docs: Iterable[Doc], scores: List[Floats2d]) -> None:
         """Decode the best well-formed tag sequences into `doc.ents` and store
@@ -283,52 +256,3 @@ class PosAttnEntityRecognizer(TrainablePipe):
         d_scores[rows, ids[rows]] -= 1.0
         loss = -ops.xp.log(ops.xp.clip(guesses[rows, ids[rows]], 1e-12, 1.0)).sum()
         return float(loss), ops.unflatten(d_scores, [len(s) for s in scores])
-
-    def to_bytes(self, *, exclude=tuple()) -> bytes:
-        """Serialize the component, with its CRF if it has one.
-
-        RETURNS (bytes): The serialized component.
-        """
-        self._note_crf_features()
-        data = srsly.msgpack_loads(super().to_bytes(exclude=exclude))
-        if self.crf is not None:
-            data["crf"] = self.crf.model_bytes
-        return srsly.msgpack_dumps(data)
-
-    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "PosAttnEntityRecognizer":
-        """Load the component, with its CRF if the data has one.
-
-        RETURNS (PosAttnEntityRecognizer): The loaded component.
-        """
-        data = srsly.msgpack_loads(bytes_data)
-        crf = data.pop("crf", None)
-        super().from_bytes(srsly.msgpack_dumps(data), exclude=exclude)
-        self.crf = FeatureCRF(crf, features=self.cfg.get("crf_features", "paper")) if crf else None
-        return self
-
-    def to_disk(self, path, *, exclude=tuple()) -> None:
-        """Save the component to a directory, its CRF as `crf.crfsuite` (and
-        the CRF's feature set in `cfg`)."""
-        self._note_crf_features()
-        super().to_disk(path, exclude=exclude)
-        if self.crf is not None:
-            (Path(path) / CRF_FILE).write_bytes(self.crf.model_bytes)
-
-    def from_disk(self, path, *, exclude=tuple()) -> "PosAttnEntityRecognizer":
-        """Load the component from a directory, with `crf.crfsuite` if present.
-
-        RETURNS (PosAttnEntityRecognizer): The loaded component.
-        """
-        super().from_disk(path, exclude=exclude)
-        crf_path = Path(path) / CRF_FILE
-        features = self.cfg.get("crf_features", "paper")
-        self.crf = FeatureCRF(crf_path.read_bytes(), features=features) if crf_path.exists() else None
-        return self
-
-    def _note_crf_features(self) -> None:
-        """Record the CRF's feature set in `cfg`, which is saved with the component
-        (pipelines saved before feature sets existed have none: "paper")."""
-        if self.crf is not None:
-            self.cfg["crf_features"] = self.crf.features
-        else:
-            self.cfg.pop("crf_features", None)
