@@ -2,8 +2,8 @@
 rounds (`python -m spacy_posattn benchmark`).
 
 Each system is a trained pipeline folder, optionally loaded with an int8 part,
-length groups, bf16 or another feature-CRF weight
-(`NAME=FOLDER@int8:attention@group_rows:16@crf_weight:0`), or a config file that is built and initialised
+length groups, bf16 or other feature-CRF weights
+(`NAME=FOLDER@int8:attention@group_rows:16@crf_weight:0@pos_crf_weight:0`), or a config file that is built and initialised
 on a few training docs: an untrained pipeline of the same architecture runs at
 the same speed, which is all that is measured here (the table says which
 systems were untrained). Texts are timed as whole documents and as single
@@ -34,13 +34,15 @@ SYSTEM_OPTIONS = {
     "group_rows": (int, "components.transformer.model.group_rows"),
     "bf16": (_true_or_false, "components.transformer.model.bf16"),
     "crf_weight": (float, "components.posattn_ner.crf_weight"),
+    "pos_crf_weight": (float, "components.tagger.crf_weight"),
 }
-SPEC_FORM = "NAME=FOLDER_OR_CONFIG[@int8:PARTS][@group_rows:N][@bf16:true][@crf_weight:W]"
+SPEC_FORM = "NAME=FOLDER_OR_CONFIG[@int8:PARTS][@group_rows:N][@bf16:true][@crf_weight:W][@pos_crf_weight:W]"
 
 
 def parse_system(spec: str) -> Tuple[str, str, Dict[str, object]]:
     """"NAME=PATH", optionally followed by `@int8:PARTS`, `@group_rows:N`,
-    `@bf16:true` and/or `@crf_weight:W` -> (name, path, {option: value})."""
+    `@bf16:true`, `@crf_weight:W` (the entity CRF's) and/or `@pos_crf_weight:W` (the
+    tagger's) -> (name, path, {option: value})."""
     if "=" not in spec:
         raise ValueError(f"Give a system as {SPEC_FORM}, got '{spec}'")
     name, rest = spec.split("=", 1)

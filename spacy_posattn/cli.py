@@ -542,6 +542,50 @@ def train_crf_cli(
     msg.good(f"Wrote {output_dir} with crf_weight = {chosen} (dev entity F1 {fit['dev_f1'][chosen]:.2f}){pos}")
 
 
+@app.command("refit-crf")
+def refit_crf_cli(
+    model: str = typer.Argument(..., help="Pipeline folder with its CRFs, e.g. training/posattn_minilm/model-calibrated"),
+    data_paths: List[Path] = typer.Argument(..., help="Gold .spacy files to train on together, e.g. corpus/train.spacy corpus/dev.spacy"),
+    output_dir: Path = typer.Option(..., "--output", "-o", help="Where to write the pipeline with the refit CRFs"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the refit's size and time as JSON here"),
+    c1: float = typer.Option(0.1, "--c1", help="The entity CRF's L1 regularization coefficient"),
+    c2: float = typer.Option(0.1, "--c2", help="The entity CRF's L2 regularization coefficient"),
+    max_iterations: int = typer.Option(100, "--max-iterations", min=1, help="The entity CRF's L-BFGS iterations"),
+    pos_iterations: int = typer.Option(60, "--pos-iterations", min=0, help="The POS CRF's L-BFGS iterations (0: keep it as it is)"),
+    pos_c2: float = typer.Option(0.01, "--pos-c2", help="The POS CRF's L2 regularization coefficient"),
+    component: str = typer.Option("posattn_ner", "--component", "-c"),
+    tagger: str = typer.Option("tagger", "--tagger", help="The tagger component (its POS CRF is refit if it has one)"),
+) -> None:
+    """Train a pipeline's feature CRFs again on several gold files together
+    (train + dev, after `train-crf` chose their weights and `calibrate` the
+    temperature on dev), with their own feature sets; the weights and every
+    other setting stay. Use the same CRF settings as `train-crf`."""
+    import json
+
+    import spacy
+    from spacy.tokens import DocBin
+
+    from .crf_training import refit_pipeline_crfs
+
+    for path in data_paths:
+        if not path.exists():
+            msg.fail(f"No such data file: {path}", exits=1)
+    try:
+        nlp = spacy.load(model)
+        docs = [doc for path in data_paths for doc in DocBin().from_disk(path).get_docs(nlp.vocab)]
+        fit = refit_pipeline_crfs(
+            nlp, docs, component=component, tagger=tagger, c1=c1, c2=c2, max_iterations=max_iterations,
+            pos_c2=pos_c2, pos_iterations=pos_iterations, source=" + ".join(map(str, data_paths)), log=msg.info,
+        )
+    except (OSError, ValueError) as err:
+        msg.fail(str(err), exits=1)
+    nlp.to_disk(output_dir)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps({"model": str(model), "data": [str(p) for p in data_paths], **fit}, indent=2), encoding="utf8")
+    msg.good(f"Wrote {output_dir}: CRFs refit on {fit['sequences']:,} sequences in {fit['seconds']:.0f} s")
+
+
 @app.command("annotate")
 def annotate_cli(
     model: str = typer.Argument(..., help="Pipeline folder or installed package name"),

@@ -9,6 +9,7 @@ tags, the "words" features), mixed into the tagger, which becomes a
 one pass. The tagger's weight is the one of `pos_weights` with the best dev tag
 accuracy; then the entity CRF reads the POS tags that mix predicts, as it will
 in use, and its weight is the one of `weights` with the best strict entity F1.
+`refit_pipeline_crfs` (`refit-crf`) trains both again on train + dev afterwards.
 """
 import concurrent.futures
 import multiprocessing
@@ -143,33 +144,10 @@ def train_pipeline_crf(
     for name, tried in (("entity", weights), ("POS", pos_weights)):
         if not tried or any(not 0.0 <= w <= 1.0 for w in tried):
             raise ValueError(f"The {name} CRF weights to try must be in [0, 1], got {list(tried)}")
-    start = time.perf_counter()
-    sequences = list(gold_sequences(train_docs, train_source))
-    pos_training: Optional[concurrent.futures.Future] = None
-    pool = None
-    if pos_iterations:
-        pos_train = list(pos_sequences(train_docs, train_source))
-        settings = {"c1": pos_c1, "c2": pos_c2, "max_iterations": pos_iterations, "features": "words"}
-        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-        pos_training = pool.submit(_train_crf, pos_train, settings)
-        log(f"Training the POS CRF in a worker process ({len(pos_train):,} sequences, at most {pos_iterations} iterations)")
-    log(
-        f"Training the entity CRF on {len(sequences):,} sequences ({features!r} features, L-BFGS, "
-        f"at most {max_iterations} iterations)"
-    )
-    try:
-        crf = FeatureCRF.train(sequences, c1=c1, c2=c2, max_iterations=max_iterations, features=features)
-        train_seconds = time.perf_counter() - start
-        log(f"Trained the entity CRF in {train_seconds:.0f} s ({len(crf.model_bytes) / 1e6:.1f} MB)")
-        pos_crf, pos_seconds = pos_training.result() if pos_training is not None else (None, 0.0)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    if pos_crf is not None:
-        log(
-            f"Trained the POS CRF in {pos_seconds:.0f} s in the worker; both done after "
-            f"{time.perf_counter() - start:.0f} s ({len(pos_crf.model_bytes) / 1e6:.1f} MB)"
-        )
+    entity_settings = {"c1": c1, "c2": c2, "max_iterations": max_iterations, "features": features}
+    pos_settings = {"c1": pos_c1, "c2": pos_c2, "max_iterations": pos_iterations, "features": "words"}
+    crfs = _train_crfs(train_docs, train_source, entity_settings, pos_settings if pos_iterations else None, log)
+    crf, pos_crf = crfs["entity"], crfs["pos"]
 
     start = time.perf_counter()
     tag_scores, network = _dev_network_scores(nlp, pos_pipe, ner, component, dev_docs)
@@ -189,8 +167,8 @@ def train_pipeline_crf(
         pos_fit = {
             "weight": pos_pipe.crf_weight,
             "dev_tag_acc": {f"{w:g}": a for w, a in dev_acc.items()},
-            "train_seconds": pos_seconds,
-            "sequences": len(pos_train),
+            "train_seconds": crfs["pos_seconds"],
+            "sequences": crfs["pos_sequences"],
             "crf_bytes": len(pos_crf.model_bytes),
             "c1": pos_c1,
             "c2": pos_c2,
@@ -208,18 +186,111 @@ def train_pipeline_crf(
         log(f"crf_weight {w:g}: dev entity F1 {dev_f1[w]:.2f}")
     best = max(dev_f1, key=lambda w: (round(dev_f1[w], 6), -w))
     ner.crf_weight = best
+    select_seconds = time.perf_counter() - start
     return {
         "weight": best,
         "dev_f1": {f"{w:g}": f for w, f in dev_f1.items()},
-        "train_seconds": train_seconds,
-        "select_seconds": time.perf_counter() - start,
-        "sequences": len(sequences),
+        "train_seconds": crfs["seconds"],
+        "select_seconds": select_seconds,
+        "sequences": crfs["sequences"],
         "crf_bytes": len(crf.model_bytes),
         "c1": c1,
         "c2": c2,
         "max_iterations": max_iterations,
         "features": features,
         "pos": pos_fit,
+    }
+
+
+def refit_pipeline_crfs(
+    nlp: Language,
+    docs: Sequence[Doc],
+    *,
+    component: str = "posattn_ner",
+    tagger: str = "tagger",
+    c1: float = 0.1,
+    c2: float = 0.1,
+    max_iterations: int = 100,
+    pos_c1: float = 0.1,
+    pos_c2: float = 0.01,
+    pos_iterations: int = 60,
+    source: str = "the training and dev data",
+    log: Callable[[str], None] = print,
+) -> Dict:
+    """Train the pipeline's CRFs again, on more gold docs (e.g. train + dev, once
+    `train-crf` has chosen the weights and `calibrate` the temperature on dev),
+    each with its own feature set; the weights and the rest stay as they are.
+
+    nlp (Language): A pipeline whose `component` has a CRF (and whose `tagger`
+        may have one: it is refit if it has).
+    docs (Sequence[Doc]): Gold docs with POS tags and entities.
+    c1, c2, max_iterations: The entity CRF's settings, as `FeatureCRF.train`.
+    pos_c1, pos_c2, pos_iterations: The POS CRF's (0 iterations: it is kept as it is).
+    source (str): What the docs are, for error messages.
+    log (Callable[[str], None]): Progress messages.
+    RETURNS (Dict): `sequences`, `seconds`, `crf_bytes`, `pos_crf_bytes` (or None)
+        and the settings.
+    """
+    ner = nlp.get_pipe(component) if component in nlp.pipe_names else None
+    if ner is None or getattr(ner, "crf", None) is None:
+        raise ValueError(f"'{component}' has no CRF to refit: run `python -m spacy_posattn train-crf` first.")
+    pos_pipe = nlp.get_pipe(tagger) if tagger in nlp.pipe_names else None
+    pos_crf = getattr(pos_pipe, "crf", None)
+    entity_settings = {"c1": c1, "c2": c2, "max_iterations": max_iterations, "features": ner.crf.features}
+    pos_settings = (
+        {"c1": pos_c1, "c2": pos_c2, "max_iterations": pos_iterations, "features": pos_crf.features}
+        if pos_crf and pos_iterations
+        else None
+    )
+    crfs = _train_crfs(docs, source, entity_settings, pos_settings, log)
+    ner.crf = crfs["entity"]
+    if pos_settings is not None:
+        pos_pipe.crf = crfs["pos"]
+    return {
+        "sequences": crfs["sequences"],
+        "seconds": crfs["seconds"],
+        "crf_bytes": len(crfs["entity"].model_bytes),
+        "pos_crf_bytes": len(crfs["pos"].model_bytes) if crfs["pos"] is not None else None,
+        "entity_settings": entity_settings,
+        "pos_settings": pos_settings,
+    }
+
+
+def _train_crfs(docs: Sequence[Doc], source: str, entity_settings: Dict, pos_settings: Optional[Dict], log) -> Dict:
+    """Train the entity CRF here and, with `pos_settings`, the POS CRF at the same
+    time in a worker process.
+
+    RETURNS (Dict): "entity" and "pos" (FeatureCRF or None), "seconds" (until both
+        are done), "pos_seconds" (the worker's own), "sequences", "pos_sequences".
+    """
+    start = time.perf_counter()
+    sequences = list(gold_sequences(docs, source))
+    pos_training: Optional[concurrent.futures.Future] = None
+    pool = None
+    n_pos = 0
+    if pos_settings is not None:
+        pos_train = list(pos_sequences(docs, source))
+        n_pos = len(pos_train)
+        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        pos_training = pool.submit(_train_crf, pos_train, pos_settings)
+        log(f"Training the POS CRF in a worker process ({n_pos:,} sequences, at most {pos_settings['max_iterations']} iterations)")
+    log(
+        f"Training the entity CRF on {len(sequences):,} sequences ({entity_settings['features']!r} features, "
+        f"L-BFGS, at most {entity_settings['max_iterations']} iterations)"
+    )
+    try:
+        crf = FeatureCRF.train(sequences, **entity_settings)
+        log(f"Trained the entity CRF in {time.perf_counter() - start:.0f} s ({len(crf.model_bytes) / 1e6:.1f} MB)")
+        pos_crf, pos_seconds = pos_training.result() if pos_training is not None else (None, 0.0)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    seconds = time.perf_counter() - start
+    if pos_crf is not None:
+        log(f"Trained the POS CRF in {pos_seconds:.0f} s in the worker; both done after {seconds:.0f} s ({len(pos_crf.model_bytes) / 1e6:.1f} MB)")
+    return {
+        "entity": crf, "pos": pos_crf, "seconds": seconds, "pos_seconds": pos_seconds,
+        "sequences": len(sequences), "pos_sequences": n_pos,
     }
 
 

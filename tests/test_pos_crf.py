@@ -1,15 +1,23 @@
-"""The POS feature CRF that `posattn_tagger` averages with spaCy's tagger model (`train-crf`)."""
+"""The POS feature CRF that `posattn_tagger` averages with spaCy's tagger model (`train-crf`),
+and the refit of both CRFs on train + dev (`refit-crf`)."""
+import json
+
 import numpy
 import pytest
 import spacy
 from numpy.testing import assert_allclose
 from spacy.pipeline import Tagger
-from spacy.tokens import Doc
+from spacy.tokens import Doc, DocBin
+from spacy.training import iob_to_biluo
 from thinc.api import to_numpy
+from typer.testing import CliRunner
 
-from spacy_posattn.crf_training import pos_sequences, train_pipeline_crf
+from spacy_posattn.cli import app
+from spacy_posattn.crf_training import pos_sequences, refit_pipeline_crfs, train_pipeline_crf
+from spacy_posattn.evaluate import iob_tags
 from spacy_posattn.pipeline.feature_crf import FeatureCRF, reads_pos_tags, sentence_features
 from spacy_posattn.pipeline.tagger import PosAttnTagger
+from spacy_posattn.readers import unannotated_copy
 
 from .conftest import TRAIN_DATA, make_examples, make_nlp, train_tiny
 
@@ -172,3 +180,62 @@ def test_tagger_with_a_crf_saves_and_loads(tagged, tmp_path):
         assert again.crf.features == "words" and numpy.isclose(again.crf_weight, 0.7)
         assert again.crf.model_bytes == tagger_crf_bytes
         assert [[t.tag_ for t in d] for d in loaded.pipe(texts)] == expected
+
+
+def test_refit_trains_both_crfs_again_on_train_and_dev_keeping_the_weights(tagged, tmp_path):
+    _, nlp, gold = tagged
+    train, dev = gold[:-1], gold[-1:]
+    tagger, ner = nlp.get_pipe("tagger"), nlp.get_pipe("posattn_ner")
+    unannotated_dev = unannotated_copy(dev[0])
+    for token, gold_token in zip(unannotated_dev, dev[0]):
+        token.tag_ = gold_token.tag_
+    gold_tags, gold_ents = [t.tag_ for t in dev[0]], iob_to_biluo(iob_tags(dev[0]))
+
+    def gold_probability(crf, labels, gold_labels):
+        """Mean CRF marginal of the dev doc's gold labels."""
+        marginals = crf.doc_marginals(unannotated_dev, labels)
+        return float(numpy.mean([marginals[i, labels.index(g)] for i, g in enumerate(gold_labels)]))
+
+    def probabilities():
+        return gold_probability(ner.crf, list(ner.tags), gold_ents), gold_probability(tagger.crf, list(tagger.labels), gold_tags)
+
+    try:
+        fit = train_pipeline_crf(
+            nlp, train, dev, weights=(0.5,), max_iterations=30, pos_weights=(0.5,), pos_iterations=30, log=lambda _: None,
+        )
+        assert fit["sequences"] == len(train)
+        before = probabilities()
+        refit = refit_pipeline_crfs(nlp, gold, max_iterations=30, pos_iterations=30, log=lambda _: None)
+        after = probabilities()
+        assert refit["sequences"] == len(gold)
+        assert refit["entity_settings"]["features"] == "paper" and refit["pos_settings"]["features"] == "words"
+        assert ner.crf_weight == tagger.crf_weight == 0.5
+        # The refit CRFs have seen the dev doc: they give its gold labels more probability.
+        assert after[0] > before[0] + 0.01 and after[1] > before[1] + 0.01
+        # The command does the same from a saved pipeline, and keeps the weights in the config.
+        nlp.to_disk(tmp_path / "model")
+        config = (tmp_path / "model" / "config.cfg").read_text().replace("crf_weight = 0.0", "crf_weight = 0.5")
+        (tmp_path / "model" / "config.cfg").write_text(config)
+        DocBin(docs=train).to_disk(tmp_path / "train.spacy")
+        DocBin(docs=dev).to_disk(tmp_path / "dev.spacy")
+        result = CliRunner().invoke(app, [
+            "refit-crf", str(tmp_path / "model"), str(tmp_path / "train.spacy"), str(tmp_path / "dev.spacy"),
+            "--output", str(tmp_path / "out"), "--report", str(tmp_path / "refit.json"),
+            "--max-iterations", "30", "--pos-iterations", "30",
+        ])
+        assert result.exit_code == 0, result.output
+        out = spacy.load(tmp_path / "out")
+        assert out.get_pipe("posattn_ner").crf_weight == out.get_pipe("tagger").crf_weight == 0.5
+        assert json.loads((tmp_path / "refit.json").read_text())["sequences"] == len(gold)
+        # Same data, same settings: CRFsuite's L-BFGS gives the same models.
+        assert out.get_pipe("posattn_ner").crf.model_bytes == ner.crf.model_bytes
+        assert out.get_pipe("tagger").crf.model_bytes == tagger.crf.model_bytes
+    finally:
+        tagger.crf, tagger.crf_weight = None, 0.0
+        ner.crf, ner.crf_weight = None, 0.0
+
+
+def test_refit_without_a_crf_is_a_clear_error(tagged):
+    plain, _, gold = tagged
+    with pytest.raises(ValueError, match="'posattn_ner' has no CRF to refit: run `python -m spacy_posattn train-crf`"):
+        refit_pipeline_crfs(plain, gold, log=lambda _: None)

@@ -32,16 +32,18 @@ def tiny_pipeline(tiny_bert, tmp_path_factory):
         ("a=m@group_rows:16@int8:all", ("a", "m", {"group_rows": 16, "int8": "all"})),
         ("a=m@bf16:true@group_rows:16", ("a", "m", {"bf16": True, "group_rows": 16})),
         ("a=m@crf_weight:0", ("a", "m", {"crf_weight": 0.0})),
+        ("a=m@crf_weight:0@pos_crf_weight:0.5", ("a", "m", {"crf_weight": 0.0, "pos_crf_weight": 0.5})),
     ],
 )
 def test_parse_system(spec, expected):
     assert parse_system(spec) == expected
     assert describe_options(expected[2]) in (
-        "", " int8 attention", " group_rows 16, int8 all", " bf16, group_rows 16", " crf_weight 0.0"
+        "", " int8 attention", " group_rows 16, int8 all", " bf16, group_rows 16", " crf_weight 0.0",
+        " crf_weight 0.0, pos_crf_weight 0.5",
     )
 
 
-@pytest.mark.parametrize("spec", ["nameonly", "=x", "a=", "a=x@fp16:all", "a=x@int8:", "a=x@group_rows:many", "a=x@bf16:yes", "a=x@crf_weight:off"])
+@pytest.mark.parametrize("spec", ["nameonly", "=x", "a=", "a=x@fp16:all", "a=x@int8:", "a=x@group_rows:many", "a=x@bf16:yes", "a=x@crf_weight:off", "a=x@pos_crf_weight:"])
 def test_parse_system_rejects_bad_specs(spec):
     with pytest.raises(ValueError, match="NAME=|option"):
         parse_system(spec)

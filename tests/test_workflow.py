@@ -78,16 +78,27 @@ def test_project_all_tiny(tiny_project, tmp_path):
     final = (project / "training" / "posattn_tiny" / "model-final" / "config.cfg").read_text()
     assert f"confidence_temperature = {fit['temperature']}" in final
     assert metrics["model"].endswith("model-final")
-    # `train-crf` trained the feature CRF and chose its weight on dev; the evaluated copy has both.
+    # `train-crf` trained the feature CRFs and chose their weights on dev; `refit-crf` trained them
+    # again on train + dev; the evaluated copy has both weights and the refit CRFs.
     crf = json.loads((project / "metrics" / "posattn_tiny.crf.json").read_text())
     assert f"crf_weight = {crf['weight']}" in final and crf["sequences"] == 32
-    assert (project / "training" / "posattn_tiny" / "model-final" / "posattn_ner" / "crf.crfsuite").exists()
-    # Training time comes from the `timed` records of both stages and the CRF, not from a typed figure.
-    stages = [
-        json.loads((project / "training" / d / f).read_text())
-        for d, f in (("posattn_tiny_heads", "train_time.json"), ("posattn_tiny", "train_time.json"), ("posattn_tiny", "crf_time.json"))
+    assert f"crf_weight = {crf['pos']['weight']}" in final and 'factory = "posattn_tagger"' in final
+    refit = json.loads((project / "metrics" / "posattn_tiny.crf_refit.json").read_text())
+    assert refit["sequences"] == 36
+    model_final = project / "training" / "posattn_tiny" / "model-final"
+    calibrated = project / "training" / "posattn_tiny" / "model-calibrated"
+    for part in ("posattn_ner", "tagger"):
+        assert (model_final / part / "crf.crfsuite").exists()
+        assert (model_final / part / "crf.crfsuite").read_bytes() != (calibrated / part / "crf.crfsuite").read_bytes()
+    # Training time comes from the `timed` records of both stages and the CRFs, not from a typed figure.
+    records = (
+        ("posattn_tiny_heads", "train_time.json"), ("posattn_tiny", "train_time.json"), ("posattn_tiny", "crf_time.json"),
+        ("posattn_tiny", "crf_refit_time.json"),
+    )
+    stages = [json.loads((project / "training" / d / f).read_text()) for d, f in records]
+    assert [t["label"].split(":")[0] for t in metrics["train_time"]] == [
+        "stage 1", "stage 2", "feature CRF", "feature CRFs refit on train + dev"
     ]
-    assert [t["label"].split(":")[0] for t in metrics["train_time"]] == ["stage 1", "stage 2", "feature CRF"]
     assert metrics["train_time"][1]["label"] == "stage 2: 20 steps"
     assert metrics["train_seconds"] == pytest.approx(sum(t["seconds"] for t in stages)) and metrics["train_seconds"] > 0
     assert "training wall time" in (project / "metrics" / "posattn_tiny.md").read_text()
