@@ -296,3 +296,29 @@ def test_evaluate_reports_the_crf_weight_and_can_turn_the_crf_off(trained, tmp_p
         "evaluate", str(tmp_path / "model"), str(tmp_path / "gold.spacy"), "--output", str(tmp_path / "x.json"), "--pos-crf-weight", "0",
     ])
     assert result.exit_code == 1 and "is not a posattn_tagger" in result.output
+
+
+def crfsuite_marginals(crf, words, pos, tags):
+    """The marginals as CRFsuite's own Tagger.marginal gives them, one call per tag and position."""
+    tagger = crf.tagger
+    tagger.set(sentence_features(words, pos, crf.features))
+    return numpy.array([[tagger.marginal(t, i) if t in crf.labels else 0.0 for t in tags] for i in range(len(words))])
+
+
+def test_numpy_marginals_equal_crfsuites(toy_crf):
+    crf, test = toy_crf
+    train = two_away_sequences(["Zorvek", "Quillan", "Brastow"], 30)
+    # Words that look like the model dump's syntax ("-->", ": ", "}") must not confuse its reader.
+    train += [(["A", "-->", "b:", "}", "x --> y"], ["DT", "SYM", "NN", ")", "NN"], ["O", "O", "U-geo", "O", "U-per"])] * 5
+    extended = FeatureCRF.train(train, max_iterations=30, features="extended")
+    tags = ["O", "U-geo", "U-per", "B-org"]  # B-org: never seen, gets 0
+    sequences = [(w, p) for w, p, _ in train[-6:]] + [([t.text for t in d], [t.tag_ for t in d]) for d in test[:3]]
+    batch = extended.batch_marginals(sequences, tags)
+    for (words, pos), got in zip(sequences, batch):
+        assert_allclose(got, crfsuite_marginals(extended, words, pos, tags), atol=1e-4)
+        assert (got[:, 3] == 0).all()
+    for doc, got in zip(test, crf.docs_marginals(test, TAGS)):
+        words, pos = [t.text for t in doc], [t.tag_ for t in doc]
+        for span in crf_sequences(doc):
+            assert_allclose(got[span], crfsuite_marginals(crf, words[span], pos[span], TAGS), atol=1e-4)
+    assert crf.marginals([], [], TAGS).shape == (0, len(TAGS))

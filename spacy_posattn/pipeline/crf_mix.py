@@ -63,8 +63,7 @@ class FeatureCRFMix:
                         f"reads POS tags, but the doc {doc.text[:60]!r} has none: put a `tagger` before "
                         f"'{self.name}' in the pipeline (and don't disable it), or set crf_weight = 0."
                     )
-        labels = self.crf_labels
-        return [self.crf.doc_marginals(doc, labels) for doc in docs]
+        return self.crf.docs_marginals(docs, self.crf_labels)
 
     def to_bytes(self, *, exclude=tuple()) -> bytes:
         """Serialize the component, with its CRF if it has one.

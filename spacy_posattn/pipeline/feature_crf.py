@@ -195,6 +195,7 @@ class FeatureCRF:
         self.features = features
         self._tagger: Optional[pycrfsuite.Tagger] = None
         self._labels: List[str] = []
+        self._weights: Optional[CRFWeights] = None
 
     @classmethod
     def train(
@@ -265,27 +266,165 @@ class FeatureCRF:
         RETURNS (numpy.ndarray): (len(words), len(tags)) float32; rows sum to 1
             over the tags the CRF knows.
         """
-        out = numpy.zeros((len(words), len(tags)), dtype="float32")
-        if not words:
-            return out
-        tagger = self.tagger
-        tagger.set(sentence_features(words, pos, self.features))
-        for j, tag in enumerate(tags):
-            if tag in self._labels:
-                out[:, j] = [tagger.marginal(tag, i) for i in range(len(words))]
-        return out
+        return self.batch_marginals([(words, pos)], tags)[0]
 
     def doc_marginals(self, doc: Doc, tags: Sequence[str]) -> numpy.ndarray:
         """RETURNS (numpy.ndarray): `marginals` for a doc's tokens and POS tags
         (`token.tag_`), sequence by sequence (`crf_sequences`)."""
-        words, pos = [t.text for t in doc], [t.tag_ for t in doc]
-        out = numpy.zeros((len(doc), len(tags)), dtype="float32")
-        for span in crf_sequences(doc):
-            out[span] = self.marginals(words[span], pos[span], tags)
+        return self.docs_marginals([doc], tags)[0]
+
+    def docs_marginals(self, docs: Sequence[Doc], tags: Sequence[str]) -> List[numpy.ndarray]:
+        """RETURNS (List[numpy.ndarray]): `doc_marginals` for each doc, computed
+        together (sequences of the same length share the forward-backward pass)."""
+        sequences: List[Tuple[List[str], List[str]]] = []
+        places: List[Tuple[int, slice]] = []
+        for i, doc in enumerate(docs):
+            words, pos = [t.text for t in doc], [t.tag_ for t in doc]
+            for span in crf_sequences(doc):
+                sequences.append((words[span], pos[span]))
+                places.append((i, span))
+        out = [numpy.zeros((len(doc), len(tags)), dtype="float32") for doc in docs]
+        for (i, span), marginals in zip(places, self.batch_marginals(sequences, tags)):
+            out[i][span] = marginals
         return out
+
+    def batch_marginals(self, sequences: Sequence[Tuple[List[str], List[str]]], tags: Sequence[str]) -> List[numpy.ndarray]:
+        """`marginals` for several (words, POS tags) sequences, by forward-backward
+        in numpy on the CRF's weights (read once from CRFsuite's model dump):
+        CRFsuite's own `Tagger.marginal` answers one tag at one position per call.
+
+        RETURNS (List[numpy.ndarray]): One (len(words), len(tags)) float32 array per sequence.
+        """
+        weights = self.weights
+        columns = [weights.label_index.get(tag) for tag in tags]
+        out = [numpy.zeros((len(words), len(tags)), dtype="float32") for words, _ in sequences]
+        by_length: Dict[int, List[int]] = {}
+        for k, (words, _) in enumerate(sequences):
+            if words:
+                by_length.setdefault(len(words), []).append(k)
+        for length, members in by_length.items():
+            scores = weights.state_scores(
+                [f for k in members for f in sentence_features(sequences[k][0], sequences[k][1], self.features)]
+            ).reshape(len(members), length, -1)
+            marginals = weights.forward_backward(scores)
+            for k, m in zip(members, marginals):
+                for j, column in enumerate(columns):
+                    if column is not None:
+                        out[k][:, j] = m[:, column]
+        return out
+
+    @property
+    def weights(self) -> "CRFWeights":
+        """RETURNS (CRFWeights): The model's weights as arrays, read on first use."""
+        if self._weights is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "model.txt"
+                self.tagger.dump(str(path))
+                self._weights = CRFWeights.from_dump(path.read_text(encoding="utf8"), self.labels)
+        return self._weights
 
     def __getstate__(self) -> Dict:
         return {"model_bytes": self.model_bytes, "features": self.features}  # the open tagger can't be pickled
 
     def __setstate__(self, state: Dict) -> None:
         self.__init__(state["model_bytes"], state.get("features", "paper"))
+
+
+class CRFWeights:
+    """A linear-chain CRF's weights as arrays: state weights per attribute and
+    label, transition weights per label pair (CRFsuite's CRF1d has no start or
+    end weights)."""
+
+    def __init__(self, labels: List[str], attributes: Dict[str, int], state: numpy.ndarray, transitions: numpy.ndarray) -> None:
+        self.labels = labels
+        self.label_index = {label: i for i, label in enumerate(labels)}
+        self.attributes = attributes
+        self.state = state  # (n_attributes + 1, n_labels): the last row is 0, for unknown attributes
+        self.transitions = transitions  # (n_labels, n_labels), from row to column
+        self._exp_transitions = numpy.exp(transitions)
+
+    @classmethod
+    def from_dump(cls, text: str, labels: List[str]) -> "CRFWeights":
+        """Read the text of CRFsuite's `Tagger.dump` (weights printed to 6 decimals)."""
+        index = {label: i for i, label in enumerate(labels)}
+        attributes: Dict[str, int] = {}
+        transitions = numpy.zeros((len(labels), len(labels)))
+        rows: List[int] = []
+        cols: List[int] = []
+        values: List[float] = []
+        section = None
+        for line in text.split("\n"):
+            line = line.lstrip()  # trailing spaces can belong to a name
+            if not line:
+                continue
+            if line.endswith(" = {") and line.split(" ", 1)[0].isupper():
+                section = line.split(" ", 1)[0]
+            elif line == "}":
+                section = None
+            elif section == "ATTRIBUTES":
+                number, name = line.split(": ", 1)
+                attributes[name] = int(number)
+            elif section in ("TRANSITIONS", "STATE_FEATURES"):
+                body, weight = line.split(") ", 1)[1].rsplit(": ", 1)
+                source, label = body.rsplit(" --> ", 1)
+                if section == "TRANSITIONS":
+                    transitions[index[source], index[label]] = float(weight)
+                else:
+                    rows.append(attributes[source])
+                    cols.append(index[label])
+                    values.append(float(weight))
+        state = numpy.zeros((len(attributes) + 1, len(labels)))
+        state[rows, cols] = values
+        return cls(labels, attributes, state, transitions)
+
+    def state_scores(self, features: List[Features]) -> numpy.ndarray:
+        """RETURNS (numpy.ndarray): (len(features), n_labels): each position's sum of
+        the state weights of its attributes, converted as pycrfsuite converts a
+        feature dict ({"k": "v"} -> attribute "k:v" with value 1; {"k": number or
+        bool} -> attribute "k" with that value)."""
+        unknown = len(self.attributes)
+        rows: List[int] = []
+        values: List[float] = []
+        starts: List[int] = []
+        get = self.attributes.get
+        for feature_dict in features:
+            starts.append(len(rows))
+            rows.append(unknown)  # every position has a row, so reduceat sees no empty segment
+            values.append(0.0)
+            for key, value in feature_dict.items():
+                if isinstance(value, str):
+                    row = get(key + ":" + value)
+                    if row is not None:
+                        rows.append(row)
+                        values.append(1.0)
+                elif value:
+                    row = get(key)
+                    if row is not None:
+                        rows.append(row)
+                        values.append(float(value))
+        if not features:
+            return numpy.zeros((0, len(self.labels)))
+        weighted = self.state[rows] * numpy.asarray(values)[:, None]
+        return numpy.add.reduceat(weighted, starts, axis=0)
+
+    def forward_backward(self, scores: numpy.ndarray) -> numpy.ndarray:
+        """The label marginals of sequences of equal length.
+
+        scores (numpy.ndarray): (n_sequences, length, n_labels) state scores.
+        RETURNS (numpy.ndarray): The marginals, same shape, float32.
+        """
+        n, length, _ = scores.shape
+        emit = numpy.exp(scores - scores.max(axis=2, keepdims=True))
+        trans = self._exp_transitions
+        alpha = numpy.empty_like(emit)
+        beta = numpy.empty_like(emit)
+        alpha[:, 0] = emit[:, 0] / emit[:, 0].sum(axis=1, keepdims=True)
+        for t in range(1, length):
+            a = (alpha[:, t - 1] @ trans) * emit[:, t]
+            alpha[:, t] = a / a.sum(axis=1, keepdims=True)
+        beta[:, length - 1] = 1.0
+        for t in range(length - 2, -1, -1):
+            b = (emit[:, t + 1] * beta[:, t + 1]) @ trans.T
+            beta[:, t] = b / b.sum(axis=1, keepdims=True)
+        marginals = alpha * beta
+        return (marginals / marginals.sum(axis=2, keepdims=True)).astype("float32")
