@@ -162,8 +162,9 @@ def train_pipeline_crf(
             mixed = numpy.concatenate([((1.0 - w) * p + w * m).argmax(axis=1) for p, m in zip(tag_scores, pos_marginals)])
             dev_acc[w] = float((mixed[gold_ids >= 0] == gold_ids[gold_ids >= 0]).mean() * 100)
             log(f"POS crf_weight {w:g}: dev tag accuracy {dev_acc[w]:.3f}")
-        pos_pipe.crf_weight = max(dev_acc, key=lambda w: (round(dev_acc[w], 6), -w))
-        tag_scores = pos_pipe.mix_crf(predicted_pos, tag_scores)
+        pos_pipe.crf_weight = w = _best_weight(dev_acc)
+        # The tagger's mix (as `mix_crf`), from the marginals already computed.
+        tag_scores = [(1.0 - w) * p + w * m for p, m in zip(tag_scores, pos_marginals)]
         pos_fit = {
             "weight": pos_pipe.crf_weight,
             "dev_tag_acc": {f"{w:g}": a for w, a in dev_acc.items()},
@@ -184,7 +185,7 @@ def train_pipeline_crf(
         ner.set_annotations(predicted, [(1.0 - w) * n + w * m for n, m in zip(network, marginals)])
         dev_f1[w] = score_docs(list(dev_docs), predicted)["ents_f"] * 100
         log(f"crf_weight {w:g}: dev entity F1 {dev_f1[w]:.2f}")
-    best = max(dev_f1, key=lambda w: (round(dev_f1[w], 6), -w))
+    best = _best_weight(dev_f1)
     ner.crf_weight = best
     select_seconds = time.perf_counter() - start
     return {
@@ -292,6 +293,11 @@ def _train_crfs(docs: Sequence[Doc], source: str, entity_settings: Dict, pos_set
         "entity": crf, "pos": pos_crf, "seconds": seconds, "pos_seconds": pos_seconds,
         "sequences": len(sequences), "pos_sequences": n_pos,
     }
+
+
+def _best_weight(dev_scores: Dict[float, float]) -> float:
+    """RETURNS (float): The weight with the best dev score; ties go to the smaller."""
+    return max(dev_scores, key=lambda w: (round(dev_scores[w], 6), -w))
 
 
 def _gold_tag_ids(docs: Sequence[Doc], labels: Sequence[str]) -> numpy.ndarray:
