@@ -269,7 +269,10 @@ def compare_cli(
 
 @app.command("compare-report")
 def compare_report_cli(
-    metrics_root: Path = typer.Option(Path("metrics/compare"), "--metrics", help="Scores written by `compare`"),
+    metrics_roots: List[Path] = typer.Option(
+        [Path("metrics/compare")], "--metrics",
+        help="Folder of scores written by `compare`; repeatable (e.g. full-budget runs of one system each), a folder that does not exist is left out with a warning",
+    ),
     output_dir: Path = typer.Option(Path("results"), "--output", "-o", help="Where compare.md/.json and the plots go"),
     reference: List[str] = typer.Option(
         [], "--reference",
@@ -299,8 +302,12 @@ def compare_report_cli(
         references[name] = Path(path)
         if not references[name].exists():
             msg.warn(f"No {path} yet (its workflow writes it): the table has no '{name}' row")
+    present = [root for root in metrics_roots if root.exists()]
+    for root in metrics_roots:
+        if not root.exists():
+            msg.warn(f"No {root} yet (`python -m spacy_posattn compare --metrics {root}` writes it): its systems have no rows")
     try:
-        written = write_report(metrics_root, output_dir, references, readme, command)
+        written = write_report(present or metrics_roots, output_dir, references, readme, command)
     except (FileNotFoundError, ValueError) as err:
         msg.fail(str(err), exits=1)
     for path in written:

@@ -97,3 +97,17 @@ def test_compare_report_cli_names_a_malformed_reference(tmp_path):
     result = CliRunner().invoke(app, ["compare-report", "--metrics", str(tmp_path), "--output", str(tmp_path / "out"),
                                       "--reference", "metrics/posattn_minilm.json"])
     assert result.exit_code == 1 and "NAME=PATH" in result.output
+
+
+def test_rows_from_several_metrics_folders(tmp_path):
+    """Full-budget systems scored one run at a time share one table; a system in two folders is refused."""
+    scores = {"ents_f": 0.8, "ents_p": 0.8, "ents_r": 0.8, "machine": "m", "train_seconds": 1.0}
+    cnn, trf = tmp_path / "full", tmp_path / "full_trf"
+    for folder, system in ((cnn, "spacy_cnn"), (trf, "spacy_trf_ner")):
+        folder.mkdir()
+        (folder / f"{system}.json").write_text(json.dumps({**scores, "system": system}))
+    assert [r["system"] for r in load_rows([trf, cnn])] == ["spacy_cnn", "spacy_trf_ner"]  # table order
+    assert [r["system"] for r in load_rows(cnn)] == ["spacy_cnn"]
+    (trf / "spacy_cnn.json").write_text(json.dumps({**scores, "system": "spacy_cnn"}))
+    with pytest.raises(ValueError, match="spacy_cnn.*more than one folder"):
+        load_rows([cnn, trf])

@@ -2,7 +2,7 @@
 import json
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Union
 
 from .runner import read_log
 from .systems import ABLATION, SYSTEMS
@@ -20,17 +20,27 @@ REFERENCES = {
 }
 
 
-def load_rows(metrics_root: Path, references: Optional[Dict[str, Path]] = None) -> List[Dict]:
-    """RETURNS (List[Dict]): One row per scored system, in table order, then
-    the project's own pipelines (`references`: name in REFERENCES -> scores
-    written by `evaluate --train-time`) that exist.
-    Raises ValueError for an unknown name; scores without measured training
-    time are left out with a warning."""
+def load_rows(
+    metrics_roots: Union[Path, Sequence[Path]], references: Optional[Dict[str, Path]] = None
+) -> List[Dict]:
+    """RETURNS (List[Dict]): One row per scored system found in `metrics_roots`
+    (one folder written by `compare --metrics`, or several, e.g. full-budget
+    runs made one system at a time), in table order, then the project's own
+    pipelines (`references`: name in REFERENCES -> scores written by `evaluate
+    --train-time`) that exist.
+    Raises ValueError for an unknown name or a system scored in two folders;
+    scores without measured training time are left out with a warning."""
+    roots = [metrics_roots] if isinstance(metrics_roots, Path) else list(metrics_roots)
     rows = []
     for system in SYSTEMS + ABLATION:
-        path = metrics_root / f"{system.name}.json"
-        if path.exists():
-            row = json.loads(path.read_text(encoding="utf8"))
+        paths = [root / f"{system.name}.json" for root in roots if (root / f"{system.name}.json").exists()]
+        if len(paths) > 1:
+            raise ValueError(
+                f"'{system.name}' is scored in more than one folder ({', '.join(map(str, paths))}): "
+                "give only the folder whose scores the table should show"
+            )
+        if paths:
+            row = json.loads(paths[0].read_text(encoding="utf8"))
             row["label"] = system.label  # the current wording
             rows.append(row)
     for name, path in (references or {}).items():
@@ -181,20 +191,22 @@ def markdown_table(
 
 
 def write_report(
-    metrics_root: Path,
+    metrics_roots: Union[Path, Sequence[Path]],
     output_dir: Path,
     references: Optional[Dict[str, Path]] = None,
     readme: Optional[Path] = None,
     command: str = DEFAULT_COMMAND,
 ) -> List[Path]:
-    """Write compare.md, compare.json and the PNG plots, and fill the README's
-    table block if `readme` is given; RETURNS the paths written. `command` is
-    the command the table names as its source."""
+    """Write compare.md, compare.json and the PNG plots from the scores in
+    `metrics_roots` (see `load_rows`), and fill the README's table block if
+    `readme` is given; RETURNS the paths written. `command` is the command the
+    table names as its source."""
     from . import plots
 
-    rows = load_rows(metrics_root, references)
+    rows = load_rows(metrics_roots, references)
     if not rows:
-        raise FileNotFoundError(f"No scores in {metrics_root}: run `python -m spacy_posattn compare` first")
+        where = metrics_roots if isinstance(metrics_roots, Path) else ", ".join(map(str, metrics_roots))
+        raise FileNotFoundError(f"No scores in {where}: run `python -m spacy_posattn compare` first")
     speed_json = output_dir / "speed.json"
     interleaved = json.loads(speed_json.read_text(encoding="utf8")) if speed_json.exists() else None
     claim, speed = efficiency_claim(rows), speed_ratio(rows, interleaved)
