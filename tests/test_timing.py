@@ -81,6 +81,20 @@ def test_efficiency_claim_prefers_stage1_at_full_budget():
     assert efficiency_claim(rows)["frozen"] == "posattn_frozen"
 
 
+def test_efficiency_claim_sets_the_fast_path_against_the_default():
+    """Both sides with the same feature CRFs: the fast path, not stage 1's network alone."""
+    rows = [
+        {"system": "posattn_default_full", "ents_f": 0.852, "train_seconds": 2900.0, "budget": "full", "machine": "m"},
+        {"system": "posattn_stage1_full", "ents_f": 0.840, "train_seconds": 1200.0, "budget": "full", "machine": "m"},
+        {"system": "posattn_fast_full", "ents_f": 0.851, "train_seconds": 1450.0, "budget": "full", "machine": "m"},
+    ]
+    claim = efficiency_claim(rows)
+    assert claim["frozen"] == "posattn_fast_full" and claim["time_ratio"] == pytest.approx(0.5)
+    assert claim["f1_gap_points"] == pytest.approx(0.1) and claim["holds"] is False
+    rows[2]["train_seconds"] = 500.0
+    assert efficiency_claim(rows)["holds"] is True
+
+
 def test_read_train_time_adds_the_feature_pass_a_stage_read_from_cache(tmp_path):
     record = tmp_path / "heads" / "train_time.json"
     assert run_timed([sys.executable, "-c", "pass"], record, label="stage 1") == 0
