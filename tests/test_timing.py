@@ -125,3 +125,16 @@ def test_rows_from_several_metrics_folders(tmp_path):
     (trf / "spacy_cnn.json").write_text(json.dumps({**scores, "system": "spacy_cnn"}))
     with pytest.raises(ValueError, match="spacy_cnn.*more than one folder"):
         load_rows([cnn, trf])
+
+
+def test_compare_report_cli_leaves_out_a_missing_metrics_folder(tmp_path):
+    folder = tmp_path / "full"
+    folder.mkdir()
+    scores = {"system": "spacy_cnn", "ents_f": 0.8, "ents_p": 0.8, "ents_r": 0.8, "machine": "m", "train_seconds": 1.0,
+              "docs": 2, "budget": "full"}
+    (folder / "spacy_cnn.json").write_text(json.dumps(scores))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["compare-report", "--metrics", str(folder), "--metrics", str(tmp_path / "not_run"),
+                                      "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "not_run" in result.output and "| spaCy CNN" in (out / "compare.md").read_text()
