@@ -102,6 +102,11 @@ def test_project_all_tiny(tiny_project, tmp_path):
     assert metrics["train_time"][1]["label"] == "stage 2: 20 steps"
     assert metrics["train_seconds"] == pytest.approx(sum(t["seconds"] for t in stages)) and metrics["train_seconds"] > 0
     assert "training wall time" in (project / "metrics" / "posattn_tiny.md").read_text()
+    # `publish` right after `all` (which does not score stage 1 alone) copies the default's reports.
+    (project / "results").mkdir(exist_ok=True)
+    run([sys.executable, "-m", "spacy", "project", "run", "publish", str(project), "--vars.config=posattn_tiny"], cwd=project)
+    assert json.loads((project / "results" / "posattn_tiny_test.json").read_text())["ents_f"] == metrics["ents_f"]
+    assert (project / "results" / "posattn_tiny_crf_refit.json").exists()
 
     # The packaged wheel declares spacy-posattn and loads offline, like the trained folder.
     wheel = next((project / "packages").glob("*/dist/en_gmb_posattn_tiny-0.1.0-py3-none-any.whl"))
