@@ -302,12 +302,11 @@ def compare_report_cli(
         references[name] = Path(path)
         if not references[name].exists():
             msg.warn(f"No {path} yet (its workflow writes it): the table has no '{name}' row")
-    present = [root for root in metrics_roots if root.exists()]
     for root in metrics_roots:
         if not root.exists():
             msg.warn(f"No {root} yet (`python -m spacy_posattn compare --metrics {root}` writes it): its systems have no rows")
     try:
-        written = write_report(present or metrics_roots, output_dir, references, readme, command)
+        written = write_report(metrics_roots, output_dir, references, readme, command)
     except (FileNotFoundError, ValueError) as err:
         msg.fail(str(err), exits=1)
     for path in written:

@@ -24,6 +24,7 @@ from spacy.training import iob_to_biluo
 from thinc.api import to_numpy
 
 from .evaluate import iob_tags, score_docs
+from .pipeline.crf_mix import mix_scores
 from .pipeline.feature_crf import FeatureCRF, crf_sequences
 from .pipeline.tagger import PosAttnTagger
 from .readers import unannotated_copy
@@ -159,12 +160,12 @@ def train_pipeline_crf(
         gold_ids = _gold_tag_ids(dev_docs, pos_pipe.labels)
         dev_acc: Dict[float, float] = {}
         for w in sorted(set(pos_weights)):
-            mixed = numpy.concatenate([((1.0 - w) * p + w * m).argmax(axis=1) for p, m in zip(tag_scores, pos_marginals)])
+            mixed = numpy.concatenate([m.argmax(axis=1) for m in mix_scores(tag_scores, pos_marginals, w)])
             dev_acc[w] = float((mixed[gold_ids >= 0] == gold_ids[gold_ids >= 0]).mean() * 100)
             log(f"POS crf_weight {w:g}: dev tag accuracy {dev_acc[w]:.3f}")
-        pos_pipe.crf_weight = w = _best_weight(dev_acc)
+        pos_pipe.crf_weight = _best_weight(dev_acc)
         # The tagger's mix (as `mix_crf`), from the marginals already computed.
-        tag_scores = [(1.0 - w) * p + w * m for p, m in zip(tag_scores, pos_marginals)]
+        tag_scores = mix_scores(tag_scores, pos_marginals, pos_pipe.crf_weight)
         pos_fit = {
             "weight": pos_pipe.crf_weight,
             "dev_tag_acc": {f"{w:g}": a for w, a in dev_acc.items()},
@@ -182,7 +183,7 @@ def train_pipeline_crf(
     dev_f1: Dict[float, float] = {}
     for w in sorted(set(weights)):
         predicted = [unannotated_copy(doc) for doc in dev_docs]
-        ner.set_annotations(predicted, [(1.0 - w) * n + w * m for n, m in zip(network, marginals)])
+        ner.set_annotations(predicted, mix_scores(network, marginals, w))
         dev_f1[w] = score_docs(list(dev_docs), predicted)["ents_f"] * 100
         log(f"crf_weight {w:g}: dev entity F1 {dev_f1[w]:.2f}")
     best = _best_weight(dev_f1)

@@ -15,6 +15,12 @@ from .feature_crf import FeatureCRF, reads_pos_tags
 CRF_FILE = "crf.crfsuite"
 
 
+def mix_scores(scores: Sequence, marginals: Sequence[numpy.ndarray], weight: float) -> List[numpy.ndarray]:
+    """RETURNS (List[numpy.ndarray]): Each doc's network `scores` averaged with its
+    CRF `marginals`: `(1 - weight) × scores + weight × marginals`."""
+    return [(1.0 - weight) * to_numpy(s) + weight * m for s, m in zip(scores, marginals)]
+
+
 class FeatureCRFMix:
     """Mixin for a `TrainablePipe` whose `predict` gives one row of label
     probabilities per token: it adds `crf`, `crf_weight`, `mix_crf` and the
@@ -40,8 +46,7 @@ class FeatureCRFMix:
         `crf_weight` (numpy arrays), or `scores` unchanged at weight 0."""
         if self.crf_weight <= 0:
             return scores
-        w = self.crf_weight
-        return [(1.0 - w) * to_numpy(s) + w * c for s, c in zip(scores, self.crf_marginals(docs))]
+        return mix_scores(scores, self.crf_marginals(docs), self.crf_weight)
 
     def crf_marginals(self, docs: List[Doc]) -> List[numpy.ndarray]:
         """The feature CRF's label marginals for the docs' tokens (from their
