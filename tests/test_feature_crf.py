@@ -322,3 +322,63 @@ def test_numpy_marginals_equal_crfsuites(toy_crf):
         for span in crf_sequences(doc):
             assert_allclose(got[span], crfsuite_marginals(crf, words[span], pos[span], TAGS), atol=1e-4)
     assert crf.marginals([], [], TAGS).shape == (0, len(TAGS))
+
+
+def crfsuite_attributes(features):
+    """The attributes pycrfsuite makes of a feature dict, the ones whose value counts."""
+    out = []
+    for key, value in features.items():
+        if isinstance(value, str):
+            out.append(f"{key}:{value}")
+        elif value:
+            assert float(value) == 1.0  # AttributeRows sums weight rows: every value must be 1
+            out.append(key)
+    return sorted(out)
+
+
+@pytest.mark.parametrize("features", ["paper", "extended", "words"])
+def test_attribute_rows_are_sentence_features_as_crfsuite_reads_them(features):
+    """The fast path (each word's attributes built and looked up once) gives each
+    position exactly the attributes of `sentence_features`, for every feature set."""
+    import random
+
+    from spacy_posattn.pipeline.crf_attributes import AttributeRows, attribute_strings
+
+    rng = random.Random(0)
+    vocab = ["London", "WHO", "the", "3.5", "F-16", "a", "Mr.", "x", "co-op", "1999", "naïve", "|", ":", "B-2s"]
+    pos = ["NNP", "DT", "CD", "NN", ".", "JJ", ":"]
+    sentences = [([rng.choice(vocab) for _ in range(n)], [rng.choice(pos) for _ in range(n)]) for n in [1, 2, 3, 5, 8] * 40]
+    known = {}
+    for words, tags in sentences:
+        expected = [crfsuite_attributes(f) for f in sentence_features(words, tags, features)]
+        assert [sorted(a) for a in attribute_strings(words, tags, features)] == expected
+        for position in expected:
+            for attribute in position:
+                if rng.random() < 0.8:  # the rest are attributes the CRF never kept
+                    known.setdefault(attribute, len(known))
+    rows = AttributeRows(known, features)
+    for _ in range(2):  # the second pass reads every word from the cache
+        for words, tags in sentences:
+            expected = [sorted(known[a] for a in p if a in known) for p in attribute_strings(words, tags, features)]
+            assert [sorted(p) for p in rows.sentence_rows(words, tags)] == expected
+    assert len(rows._cache) == len(vocab)
+
+
+def test_marginals_of_mixed_lengths_in_one_pass_equal_each_alone(toy_crf):
+    """Sequences of lengths 1 to 40 share padded forward-backward passes
+    (GROUP_SIZE each): each gets the marginals it gets alone, and CRFsuite's."""
+    from spacy_posattn.pipeline import feature_crf
+
+    crf, test = toy_crf
+    words = [t.text for d in test for t in d]
+    pos = [t.tag_ for d in test for t in d]
+    lengths = [1, 40, 2, 7, 1, 13, 3, 40, 5] * 5
+    starts = [(7 * i) % (len(words) - 40) for i in range(len(lengths))]
+    sequences = [(words[s : s + n], pos[s : s + n]) for s, n in zip(starts, lengths)]
+    assert len(sequences) > feature_crf.GROUP_SIZE
+    batch = crf.batch_marginals(sequences, TAGS)
+    for (w, p), got in zip(sequences, batch):
+        assert got.shape == (len(w), len(TAGS))
+        assert_allclose(got, crf.marginals(w, p, TAGS), rtol=1e-5, atol=1e-6)
+    for (w, p), got in list(zip(sequences, batch))[:3]:
+        assert_allclose(got, crfsuite_marginals(crf, w, p, TAGS), atol=1e-4)

@@ -22,11 +22,14 @@ The same class serves `posattn_tagger`'s POS CRF, on the "words" set
 """
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 import pycrfsuite
 from spacy.tokens import Doc
+
+if TYPE_CHECKING:
+    from .crf_attributes import AttributeRows
 
 Features = Dict[str, object]
 
@@ -148,6 +151,8 @@ FEATURE_SETS: Dict[str, Callable[[List[str], List[str], int], Features]] = {
     "extended": extended_word_features,
     "words": word_only_features,
 }
+# Sequences per forward-backward pass in `FeatureCRF.batch_marginals`.
+GROUP_SIZE = 32
 # The feature sets that read POS tags (a CRF with one needs a tagger before it).
 POS_FEATURE_SETS = ("paper", "extended")
 
@@ -196,6 +201,7 @@ class FeatureCRF:
         self._tagger: Optional[pycrfsuite.Tagger] = None
         self._labels: List[str] = []
         self._weights: Optional[CRFWeights] = None
+        self._attribute_rows: Optional["AttributeRows"] = None
 
     @classmethod
     def train(
@@ -278,8 +284,10 @@ class FeatureCRF:
         together (sequences of the same length share the forward-backward pass)."""
         sequences: List[Tuple[List[str], List[str]]] = []
         places: List[Tuple[int, slice]] = []
+        reads_tags = reads_pos_tags(self.features)
         for i, doc in enumerate(docs):
-            words, pos = [t.text for t in doc], [t.tag_ for t in doc]
+            words = [t.text for t in doc]
+            pos = [t.tag_ for t in doc] if reads_tags else [""] * len(words)  # the "words" set reads none
             for span in crf_sequences(doc):
                 sequences.append((words[span], pos[span]))
                 places.append((i, span))
@@ -297,21 +305,35 @@ class FeatureCRF:
         """
         weights = self.weights
         columns = [weights.label_index.get(tag) for tag in tags]
+        known = [j for j, column in enumerate(columns) if column is not None]  # a tag the CRF never saw gets 0
+        known_columns = [columns[j] for j in known]
         out = [numpy.zeros((len(words), len(tags)), dtype="float32") for words, _ in sequences]
-        by_length: Dict[int, List[int]] = {}
-        for k, (words, _) in enumerate(sequences):
-            if words:
-                by_length.setdefault(len(words), []).append(k)
-        for length, members in by_length.items():
-            scores = weights.state_scores(
-                [f for k in members for f in sentence_features(sequences[k][0], sequences[k][1], self.features)]
-            ).reshape(len(members), length, -1)
-            marginals = weights.forward_backward(scores)
-            for k, m in zip(members, marginals):
-                for j, column in enumerate(columns):
-                    if column is not None:
-                        out[k][:, j] = m[:, column]
+        # Sequences sorted by length, in groups of up to GROUP_SIZE that share one
+        # forward-backward pass, each padded to its longest.
+        order = sorted((k for k, (words, _) in enumerate(sequences) if words), key=lambda k: len(sequences[k][0]))
+        sentence_rows = self.attribute_rows.sentence_rows
+        for start in range(0, len(order), GROUP_SIZE):
+            members = order[start : start + GROUP_SIZE]
+            lengths = numpy.array([len(sequences[k][0]) for k in members])
+            flat = weights.row_scores([rows for k in members for rows in sentence_rows(*sequences[k])])
+            scores = numpy.zeros((len(members), int(lengths.max()), len(weights.labels)))
+            ends = numpy.cumsum(lengths)
+            for row, (end, n) in enumerate(zip(ends, lengths)):
+                scores[row, :n] = flat[end - n : end]
+            marginals = weights.forward_backward(scores, lengths)
+            for k, m, n in zip(members, marginals, lengths):
+                out[k][:, known] = m[:n][:, known_columns]
         return out
+
+    @property
+    def attribute_rows(self) -> "AttributeRows":
+        """RETURNS (AttributeRows): The weight rows of each position's attributes
+        under this CRF's feature set (each word type's cached), made on first use."""
+        if self._attribute_rows is None:
+            from .crf_attributes import AttributeRows  # it imports this module
+
+            self._attribute_rows = AttributeRows(self.weights.attributes, self.features)
+        return self._attribute_rows
 
     @property
     def weights(self) -> "CRFWeights":
@@ -377,43 +399,33 @@ class CRFWeights:
         state[rows, cols] = values
         return cls(labels, attributes, state, transitions)
 
-    def state_scores(self, features: List[Features]) -> numpy.ndarray:
-        """RETURNS (numpy.ndarray): (len(features), n_labels): each position's sum of
-        the state weights of its attributes, converted as pycrfsuite converts a
-        feature dict ({"k": "v"} -> attribute "k:v" with value 1; {"k": number or
-        bool} -> attribute "k" with that value)."""
-        unknown = len(self.attributes)
-        rows: List[int] = []
-        values: List[float] = []
-        starts: List[int] = []
-        get = self.attributes.get
-        for feature_dict in features:
-            starts.append(len(rows))
-            rows.append(unknown)  # every position has a row, so reduceat sees no empty segment
-            values.append(0.0)
-            for key, value in feature_dict.items():
-                if isinstance(value, str):
-                    row = get(key + ":" + value)
-                    if row is not None:
-                        rows.append(row)
-                        values.append(1.0)
-                elif value:
-                    row = get(key)
-                    if row is not None:
-                        rows.append(row)
-                        values.append(float(value))
-        if not features:
+    def row_scores(self, rows: List[List[int]]) -> numpy.ndarray:
+        """RETURNS (numpy.ndarray): (len(rows), n_labels): each position's sum of
+        the state weight rows of its attributes (`AttributeRows.sentence_rows`;
+        every attribute of the feature sets has the value 1)."""
+        if not rows:
             return numpy.zeros((0, len(self.labels)))
-        weighted = self.state[rows] * numpy.asarray(values)[:, None]
-        return numpy.add.reduceat(weighted, starts, axis=0)
+        unknown = len(self.attributes)  # the zero row: every position has one, so no segment is empty
+        flat: List[int] = []
+        starts: List[int] = []
+        for position in rows:
+            starts.append(len(flat))
+            flat.append(unknown)
+            flat.extend(position)
+        return numpy.add.reduceat(self.state[flat], starts, axis=0)
 
-    def forward_backward(self, scores: numpy.ndarray) -> numpy.ndarray:
-        """The label marginals of sequences of equal length.
+    def forward_backward(self, scores: numpy.ndarray, lengths: Optional[numpy.ndarray] = None) -> numpy.ndarray:
+        """The label marginals of sequences padded to one length.
 
         scores (numpy.ndarray): (n_sequences, length, n_labels) state scores.
-        RETURNS (numpy.ndarray): The marginals, same shape, float32.
+        lengths (Optional[numpy.ndarray]): Each sequence's length (None: all
+            `length`); the positions after it are padding.
+        RETURNS (numpy.ndarray): The marginals, same shape, float32 (meaningless
+            on the padding).
         """
         n, length, _ = scores.shape
+        if lengths is None:
+            lengths = numpy.full(n, length)
         emit = numpy.exp(scores - scores.max(axis=2, keepdims=True))
         trans = self._exp_transitions
         alpha = numpy.empty_like(emit)
@@ -425,6 +437,7 @@ class CRFWeights:
         beta[:, length - 1] = 1.0
         for t in range(length - 2, -1, -1):
             b = (emit[:, t + 1] * beta[:, t + 1]) @ trans.T
-            beta[:, t] = b / b.sum(axis=1, keepdims=True)
+            # A sequence's last position (and its padding) has beta 1.
+            beta[:, t] = numpy.where((t >= lengths - 1)[:, None], 1.0, b / b.sum(axis=1, keepdims=True))
         marginals = alpha * beta
         return (marginals / marginals.sum(axis=2, keepdims=True)).astype("float32")
