@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 from .runner import read_log
-from .systems import ABLATION, SYSTEMS
+from .systems import ABLATION, FINETUNE_ABLATION, SYSTEMS
 
 TYPES = ["geo", "tim", "org", "gpe", "per", "art", "eve", "nat"]
 FINE_TUNED, FROZEN = "posattn", "posattn_frozen"
@@ -17,6 +17,7 @@ REFERENCES = {
     "default": ("posattn_default_full", "ours, default pipeline, full budget (`spacy project run all`)"),
     "stage1": ("posattn_stage1_full", "ours, stage 1 alone: frozen MiniLM, cached features, full budget (`evaluate-stage1`)"),
     "fast": ("posattn_fast_full", "ours, fast path (`spacy project run fast`)"),
+    "stage2": ("posattn_stage2_full", "ours, staged start: stage 1 + stage 2's network, no CRFs (`ablate-finetune`)"),
 }
 
 
@@ -32,7 +33,7 @@ def load_rows(
     scores without measured training time are left out with a warning."""
     roots = [metrics_roots] if isinstance(metrics_roots, Path) else list(metrics_roots)
     rows = []
-    for system in SYSTEMS + ABLATION:
+    for system in SYSTEMS + ABLATION + FINETUNE_ABLATION:
         paths = [root / f"{system.name}.json" for root in roots if (root / f"{system.name}.json").exists()]
         if len(paths) > 1:
             raise ValueError(

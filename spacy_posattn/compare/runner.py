@@ -3,6 +3,7 @@ its wall time and memory are its own."""
 import dataclasses
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -46,10 +47,33 @@ def training_config(system: System, budget: Dict[str, int], corpus: Path, log_pa
     if isinstance(learn_rate, dict) and "total_steps" in learn_rate:
         if system.kind == "spacy" and not training["max_steps"]:
             raise ValueError(f"{system.name}: a learning-rate schedule over max_steps needs a max_steps budget")
-        if training["max_steps"] and "warmup_steps" in learn_rate:
+        if "warmup_steps" in budget:  # a budget that states its warm-up keeps it
+            learn_rate["warmup_steps"] = budget["warmup_steps"]
+        elif training["max_steps"] and "warmup_steps" in learn_rate:
             # Short budgets warm up over a tenth of their steps, so the rate peaks and decays.
             learn_rate["warmup_steps"] = min(learn_rate["warmup_steps"], max(1, training["max_steps"] // 10))
     return config
+
+
+def sourced_copy(heads: Optional[str], system: System, dest: Path) -> Path:
+    """Copy the pipeline a run sources its components from (`paths.heads`) to
+    `dest`, with the system's `source_overrides` set in the copy's config.cfg.
+
+    RETURNS (Path): `dest`.
+    """
+    if not heads or not (Path(heads) / "config.cfg").exists():
+        raise FileNotFoundError(
+            f"{system.name} sources its components from paths.heads = {heads!r}, which is not a "
+            "trained pipeline folder: train stage 1 first (spacy project run train-heads)"
+        )
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(heads, dest)
+    config = load_config(dest / "config.cfg", interpolate=False)
+    for key, value in system.source_overrides.items():
+        set_dotted(config, key, value)
+    config.to_disk(dest / "config.cfg")
+    return dest
 
 
 def fingerprint(system: System, budget_name: str, encoder: str, metrics_root: Path) -> str:
@@ -128,6 +152,8 @@ def run_system(
     extra: Dict[str, Any] = {}
     if system.kind in ("spacy", "cached"):
         config = training_config(system, budget, corpus, log_path, encoder)
+        if system.source_overrides:
+            config["paths"]["heads"] = str(sourced_copy(config["paths"].get("heads"), system, run_dir / "sourced"))
         config_path = run_dir / "config.cfg"
         config.to_disk(config_path)
         if system.kind == "spacy":
