@@ -430,6 +430,59 @@ def benchmark_cli(
     write_report(output, benchmark_markdown(results, anchor, described, describe_machine(gpu_id), command, batch_size), results)
 
 
+@app.command("significance")
+def significance_cli(
+    systems: str = typer.Argument(..., help="NAME=FOLDER[@crf_weight:W][@pos_crf_weight:W]... comma-separated; the first is the reference"),
+    data_path: Path = typer.Argument(..., help="A .spacy file of gold Docs, e.g. corpus/test.spacy"),
+    output: Path = typer.Option(Path("results/significance.md"), "--output", "-o", help="Markdown report; JSON beside it"),
+    samples: int = typer.Option(1000, "--samples", "-n", min=1, help="Bootstrap samples"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling"),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use, -1 for CPU"),
+) -> None:
+    """Entity F1 of trained pipelines on the same gold-token Docs, with 95 %
+    bootstrap intervals, per type too, and each one's paired difference from
+    the first: how sure a gap between two rows of a table is."""
+    import sys
+
+    from spacy.tokens import DocBin
+    from thinc.api import require_gpu
+
+    from .benchmark import describe_options, load_system, parse_system
+    from .readers import unannotated_copy
+    from .significance import entity_counts, paired_bootstrap, significance_markdown
+
+    try:
+        specs = [parse_system(s.strip()) for s in systems.split(",") if s.strip()]
+        if not specs:
+            raise ValueError("Give at least one system")
+        names = [name for name, _, _ in specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"System names must differ, got {', '.join(names)}")
+        for name, path, _ in specs:
+            if not Path(path).is_dir():
+                raise ValueError(f"{name}: {path} is not a trained pipeline folder")
+        if not data_path.exists():
+            raise ValueError(f"No such data file: {data_path}")
+        if gpu_id >= 0:
+            require_gpu(gpu_id)
+        predicted, described, gold = {}, {}, None
+        for name, path, options in specs:
+            nlp, _ = load_system(path, options, None)
+            if gold is None:
+                gold = list(DocBin().from_disk(data_path).get_docs(nlp.vocab))
+            msg.info(f"{name}: predicting {len(gold):,} docs")
+            predicted[name] = list(nlp.pipe([unannotated_copy(doc) for doc in gold], batch_size=batch_size))
+            described[name] = f"{path}{describe_options(options)}"
+    except (OSError, ValueError) as err:
+        msg.fail(str(err), exits=1)
+    labels = sorted({e.label_ for docs in [gold, *predicted.values()] for doc in docs for e in doc.ents})
+    counts = {name: entity_counts(gold, docs, labels) for name, docs in predicted.items()}
+    result = paired_bootstrap(counts, labels, n_samples=samples, seed=seed)
+    command = "python -m spacy_posattn significance " + " ".join(sys.argv[2:])
+    write_report(output, significance_markdown(result, described, describe_machine(gpu_id), command, str(data_path)), result)
+
+
 @app.command("calibrate")
 def calibrate_cli(
     model: str = typer.Argument(..., help="Pipeline folder or installed package"),
