@@ -258,8 +258,8 @@ def test_crf_brings_its_tagger_and_missing_extras_fail_up_front(monkeypatch):
 
 
 def test_finetune_ablation_rows_take_one_mechanism_away(tiny_bert, tmp_path):
-    """The cold start trains the default config from random heads; the full-rate
-    row sources stage 1 from a copy whose encoder has lr_scale 1.0 (a sourced
+    """The cold start trains the default config from random heads; the rate-scale
+    row sources stage 1 from a copy whose encoder has lr_scale 0.2 (a sourced
     component keeps its own config), with stage 2's own steps and warm-up."""
     from spacy.util import load_model_from_config
 
@@ -269,30 +269,30 @@ def test_finetune_ablation_rows_take_one_mechanism_away(tiny_bert, tmp_path):
 
     from .conftest import make_examples, make_nlp
 
-    cold, full_rate = get_systems([s.name for s in FINETUNE_ABLATION])
-    assert (cold.name, full_rate.name) == ("finetune_cold_start", "finetune_encoder_full_rate")
-    assert not {cold.name, full_rate.name} & {s.name for s in get_systems([])}
+    cold, scaled = get_systems([s.name for s in FINETUNE_ABLATION])
+    assert (cold.name, scaled.name) == ("finetune_cold_start", "finetune_encoder_rate_scale")
+    assert not {cold.name, scaled.name} & {s.name for s in get_systems([])}
     default = load_config(ROOT / "configs" / "posattn_minilm.cfg", interpolate=False)
     warm = load_config(ROOT / WARM, interpolate=False)
     config = training_config(cold, cold.budgets["full"], Path("corpus"), tmp_path / "log.jsonl", "my-bert")
     assert config["components"] == {**default["components"], "transformer": config["components"]["transformer"]}
-    assert config["components"]["transformer"]["model"]["lr_scale"] == 0.2
+    assert config["components"]["transformer"]["model"]["lr_scale"] == 1.0  # the default since session 19
     assert "source" not in config["components"]["transformer"]
     schedule = config["training"]["optimizer"]["learn_rate"]
     assert (config["training"]["max_steps"], schedule["warmup_steps"]) == (1500, default["training"]["optimizer"]["learn_rate"]["warmup_steps"])
-    config = training_config(full_rate, full_rate.budgets["full"], Path("corpus"), tmp_path / "log.jsonl", "my-bert")
+    config = training_config(scaled, scaled.budgets["full"], Path("corpus"), tmp_path / "log.jsonl", "my-bert")
     assert config["paths"]["heads"] == STAGE1 and config["components"]["tagger"] == {"source": "${paths.heads}"}
     schedule = config["training"]["optimizer"]["learn_rate"]
     assert (config["training"]["max_steps"], schedule["warmup_steps"]) == (750, warm["training"]["optimizer"]["learn_rate"]["warmup_steps"])
 
-    stage1 = make_nlp(tiny_bert, transformer_model={"lr_scale": 0.2})
+    stage1 = make_nlp(tiny_bert, transformer_model={"lr_scale": 1.0})
     stage1.initialize(lambda: make_examples(stage1))
     stage1.to_disk(tmp_path / "stage1")
-    copy = sourced_copy(str(tmp_path / "stage1"), full_rate, tmp_path / "run" / "sourced")
-    assert load_config(copy / "config.cfg")["components"]["transformer"]["model"]["lr_scale"] == 1.0
-    assert load_config(tmp_path / "stage1" / "config.cfg")["components"]["transformer"]["model"]["lr_scale"] == 0.2
+    copy = sourced_copy(str(tmp_path / "stage1"), scaled, tmp_path / "run" / "sourced")
+    assert load_config(copy / "config.cfg")["components"]["transformer"]["model"]["lr_scale"] == 0.2
+    assert load_config(tmp_path / "stage1" / "config.cfg")["components"]["transformer"]["model"]["lr_scale"] == 1.0
     warm["paths"].update(heads=str(copy), train="x.spacy", dev="x.spacy")
     sourced = load_model_from_config(warm, auto_fill=True)
-    assert encoder_shim(sourced.get_pipe("transformer").model).lr_scale == 1.0
+    assert encoder_shim(sourced.get_pipe("transformer").model).lr_scale == 0.2
     with pytest.raises(FileNotFoundError, match="train-heads"):
-        sourced_copy(str(tmp_path / "nothing"), full_rate, tmp_path / "run2")
+        sourced_copy(str(tmp_path / "nothing"), scaled, tmp_path / "run2")
