@@ -164,7 +164,7 @@ class AttributeRows:
         out = []
         for i in range(n):
             rows = list(roles[i][0])
-            for offset, _ in roles[i].items():
+            for offset in roles[i]:
                 j = i + offset
                 if offset and 0 <= j < n:
                     rows += roles[j][offset]

@@ -281,7 +281,7 @@ class FeatureCRF:
 
     def docs_marginals(self, docs: Sequence[Doc], tags: Sequence[str]) -> List[numpy.ndarray]:
         """RETURNS (List[numpy.ndarray]): `doc_marginals` for each doc, computed
-        together (sequences of the same length share the forward-backward pass)."""
+        together (`batch_marginals`)."""
         sequences: List[Tuple[List[str], List[str]]] = []
         places: List[Tuple[int, slice]] = []
         reads_tags = reads_pos_tags(self.features)
@@ -414,18 +414,16 @@ class CRFWeights:
             flat.extend(position)
         return numpy.add.reduceat(self.state[flat], starts, axis=0)
 
-    def forward_backward(self, scores: numpy.ndarray, lengths: Optional[numpy.ndarray] = None) -> numpy.ndarray:
+    def forward_backward(self, scores: numpy.ndarray, lengths: numpy.ndarray) -> numpy.ndarray:
         """The label marginals of sequences padded to one length.
 
         scores (numpy.ndarray): (n_sequences, length, n_labels) state scores.
-        lengths (Optional[numpy.ndarray]): Each sequence's length (None: all
-            `length`); the positions after it are padding.
+        lengths (numpy.ndarray): Each sequence's length; the positions after it
+            are padding.
         RETURNS (numpy.ndarray): The marginals, same shape, float32 (meaningless
             on the padding).
         """
         n, length, _ = scores.shape
-        if lengths is None:
-            lengths = numpy.full(n, length)
         emit = numpy.exp(scores - scores.max(axis=2, keepdims=True))
         trans = self._exp_transitions
         alpha = numpy.empty_like(emit)
