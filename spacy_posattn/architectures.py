@@ -17,6 +17,7 @@ from .layers import (
     set_encoder_lr_scale,
 )
 from .layers.scalar_mix import build_scalar_mix_listener_v1, convert_transformer_outputs  # noqa: F401
+from .layers.sentence_segments import chain_within_sentences
 
 BUNDLED_ENCODER = "bundled:all-minilm-l6-v2"
 
@@ -106,7 +107,7 @@ def _tagger_model(
         attention = positional_attention_encoder(
             width, depth, heads, window, max_distance, dropout, mixed_precision
         )
-        model = chain(features, with_array(Linear(width)), attention, output)
+        model = chain_within_sentences(features, with_array(Linear(width)), attention, output)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output)
     model.attrs["depth"] = depth

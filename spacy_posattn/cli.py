@@ -523,6 +523,26 @@ def calibrate_cli(
     msg.good(f"Wrote {output_dir} with confidence_temperature = {fit['temperature']:g}")
 
 
+@app.command("sentence-aware")
+def sentence_aware_cli(
+    model: str = typer.Argument(..., help="Pipeline folder saved without a sentencizer"),
+    output_dir: Path = typer.Argument(..., help="Where to write the sentence-aware copy"),
+    transformer: str = typer.Option("transformer", "--transformer", help="The transformer component's name"),
+) -> None:
+    """Write a copy of a pipeline trained before 0.2's configs that predicts
+    sentence by sentence, as they do: a sentencizer in front, the encoder on
+    `spacy-posattn.sentence_spans.v1` (window and stride kept). The weights are
+    unchanged; one-sentence Docs get the same predictions."""
+    from .span_getters import load_sentence_aware
+
+    try:
+        nlp = load_sentence_aware(model, transformer=transformer)
+    except (OSError, ValueError) as err:
+        msg.fail(str(err), exits=1)
+    nlp.to_disk(output_dir)
+    msg.good(f"Wrote {output_dir}: {', '.join(nlp.pipe_names)}")
+
+
 @app.command("train-crf")
 def train_crf_cli(
     model: str = typer.Argument(..., help="Trained pipeline folder, e.g. training/posattn_minilm/model-best"),
