@@ -1,17 +1,23 @@
 """Sentence by sentence prediction: the encoder's sentence spans, the heads'
 attention within sentences, and the sentence-aware copy of an older pipeline."""
+from pathlib import Path
+
 import numpy
 import pytest
 import spacy
+from spacy.language import Language
 from numpy.testing import assert_allclose
 from spacy.tokens import Doc
 from spacy.training import Example
+from spacy.util import combine_score_weights, load_config
 from spacy_transformers.span_getters import get_strided_spans
 
+import spacy_posattn.pipeline  # noqa: F401  (registers the factories)
 from spacy_posattn.span_getters import configure_sentence_spans, get_sentence_spans, load_sentence_aware
 
 from .conftest import LISTENER, make_nlp, train_tiny
 
+ROOT = Path(__file__).parent.parent
 SENTENCE_SPANS = {"@span_getters": "spacy-posattn.sentence_spans.v1", "window": 16, "stride": 12}
 ATTENTION_TAGGER = {
     "@architectures": "spacy-posattn.PositionalAttentionTagger.v2",
@@ -118,3 +124,18 @@ def test_sentence_aware_copy_refuses_other_span_getters(tiny_bert, tmp_path):
     nlp.to_disk(tmp_path / "docs")
     with pytest.raises(ValueError, match="doc_spans"):
         load_sentence_aware(tmp_path / "docs")
+
+
+@pytest.mark.parametrize(
+    "config_name", ["posattn_minilm.cfg", "posattn_minilm_warm.cfg", "posattn_minilm_gpu.cfg", "posattn_tiny.cfg"]
+)
+def test_the_sentencizer_does_not_count_in_the_training_score(config_name):
+    """spaCy adds each component's default score weights to [training.score_weights]:
+    the sentencizer's sents_f (0 on dev: it has no scorer) would halve the printed
+    score. The configs drop it, so the score is entities and POS as before."""
+    config = load_config(ROOT / "configs" / config_name, interpolate=False)
+    spacy.blank("en")  # registers spaCy's own factories
+    defaults = [Language.get_factory_meta(name).default_score_weights for name in ("sentencizer", "tagger", "posattn_ner")]
+    weights = combine_score_weights(defaults, dict(config["training"]["score_weights"]))
+    assert {key for key, weight in weights.items() if weight} == {"ents_f", "tag_acc"}
+    assert weights["ents_f"] == pytest.approx(0.8) and weights["tag_acc"] == pytest.approx(0.2)
