@@ -57,9 +57,13 @@ def main(output: str, data: str, *models: str) -> None:
     seconds = {"encoder": 0.0, **{row: 0.0 for row in row_names}}
     # The first pipeline's components decode every system's probabilities (same labels, checked above).
     transformer, ner0, tagger0 = (nlps[0].get_pipe(name) for name in ("transformer", "posattn_ner", "tagger"))
+    # Components before the transformer (the sentencizer) annotate the docs first, as nlp.pipe does.
+    before = [nlps[0].get_pipe(name) for name in nlps[0].pipe_names[: nlps[0].pipe_names.index("transformer")]]
     for start in range(0, len(gold), BATCH):
         refs = gold[start : start + BATCH]
         docs = [unannotated_copy(doc) for doc in refs]
+        for component in before:
+            docs = [component(doc) for doc in docs]
         begin = time.perf_counter()
         transformer.set_annotations(docs, transformer.predict(docs))
         seconds["encoder"] += time.perf_counter() - begin

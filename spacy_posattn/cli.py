@@ -529,10 +529,10 @@ def sentence_aware_cli(
     output_dir: Path = typer.Argument(..., help="Where to write the sentence-aware copy"),
     transformer: str = typer.Option("transformer", "--transformer", help="The transformer component's name"),
 ) -> None:
-    """Write a copy of a pipeline trained before 0.2's configs that predicts
-    sentence by sentence, as they do: a sentencizer in front, the encoder on
-    `spacy-posattn.sentence_spans.v1` (window and stride kept). The weights are
-    unchanged; one-sentence Docs get the same predictions."""
+    """Write a copy of a pipeline saved without a sentencizer that predicts
+    sentence by sentence, as today's configs do: a sentencizer in front, the
+    encoder on `spacy-posattn.sentence_spans.v1` (window and stride kept). The
+    weights are unchanged; one-sentence Docs get the same predictions."""
     from .span_getters import load_sentence_aware
 
     try:

@@ -63,9 +63,9 @@ def strided(doc: Doc, start: int, end: int, window: int, stride: int) -> List[Sp
 
 
 def load_sentence_aware(path: Union[str, Path], transformer: str = "transformer") -> Language:
-    """Load a pipeline saved without a sentencizer (before 0.2's configs) with
-    one in front and its encoder on `spacy-posattn.sentence_spans.v1`, the
-    window and stride kept. Save the result with `nlp.to_disk`.
+    """Load a pipeline saved without a sentencizer (before the sentence-by-sentence
+    configs) with one in front and its encoder on `spacy-posattn.sentence_spans.v1`,
+    the window and stride kept. Save the result with `nlp.to_disk`.
 
     path (Union[str, Path]): The pipeline's folder.
     transformer (str): The name of its transformer component.

@@ -51,42 +51,43 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats
     X, backprop_features = features(docs, is_train)
     H, backprop_project = project(X, is_train)
     lengths = [sentence_lengths(doc) for doc in docs]
-    if all(len(doc_lengths) == 1 for doc_lengths in lengths):
+    counts = [len(doc_lengths) for doc_lengths in lengths]
+    whole_docs = all(count == 1 for count in counts)
+    if whole_docs:
         A, backprop_attention = attention(H, is_train)
-        split = join = None
     else:
-        split = lambda arrays: [  # noqa: E731
-            piece for array, doc_lengths in zip(arrays, lengths) for piece in _pieces(array, doc_lengths)
-        ]
-        join = lambda pieces: _join(model, pieces, [len(doc_lengths) for doc_lengths in lengths])  # noqa: E731
-        A_pieces, backprop_attention = attention(split(H), is_train)
-        A = join(A_pieces)
+        A_sentences, backprop_attention = attention(_split(H, lengths), is_train)
+        A = _join(model.ops, A_sentences, counts)
     Y, backprop_output = output(A, is_train)
 
     def backprop(dY: List[Floats2d]) -> List[Doc]:
         dA = backprop_output(dY)
-        dH = backprop_attention(dA) if split is None else join(backprop_attention(split(dA)))
+        if whole_docs:
+            dH = backprop_attention(dA)
+        else:
+            dH = _join(model.ops, backprop_attention(_split(dA, lengths)), counts)
         return backprop_features(backprop_project(dH))
 
     return Y, backprop
 
 
-def _pieces(array: Floats2d, lengths: List[int]) -> List[Floats2d]:
-    """The rows of each sentence, in order."""
+def _split(arrays: List[Floats2d], lengths: List[List[int]]) -> List[Floats2d]:
+    """The rows of each sentence of each doc, in order."""
     out = []
-    start = 0
-    for length in lengths:
-        out.append(array[start : start + length])
-        start += length
+    for array, doc_lengths in zip(arrays, lengths):
+        start = 0
+        for length in doc_lengths:
+            out.append(array[start : start + length])
+            start += length
     return out
 
 
-def _join(model: Model, pieces: List[Floats2d], counts: List[int]) -> List[Floats2d]:
+def _join(ops, pieces: List[Floats2d], counts: List[int]) -> List[Floats2d]:
     """One array per doc from its `count` consecutive pieces."""
     out = []
     start = 0
     for count in counts:
         doc_pieces = pieces[start : start + count]
-        out.append(doc_pieces[0] if count == 1 else model.ops.xp.concatenate(doc_pieces, axis=0))
+        out.append(doc_pieces[0] if count == 1 else ops.xp.concatenate(doc_pieces, axis=0))
         start += count
     return out
