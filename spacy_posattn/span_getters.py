@@ -15,6 +15,8 @@ from spacy.tokens import Doc, Span
 from spacy.util import load_config, registry
 import spacy_transformers.util  # noqa: F401  (creates registry.span_getters)
 
+from .sentences import sentence_slices
+
 
 @registry.span_getters("spacy-posattn.sentence_spans.v1")
 def configure_sentence_spans(window: int, stride: int) -> Callable[[List[Doc]], List[List[Span]]]:
@@ -35,13 +37,10 @@ def configure_sentence_spans(window: int, stride: int) -> Callable[[List[Doc]], 
 
 def get_sentence_spans(docs: List[Doc], window: int, stride: int) -> List[List[Span]]:
     """RETURNS (List[List[Span]]): The spans of each doc (`configure_sentence_spans`)."""
-    out = []
-    for doc in docs:
-        if len(doc) and doc.has_annotation("SENT_START"):
-            out.append([span for sent in doc.sents for span in strided(doc, sent.start, sent.end, window, stride)])
-        else:
-            out.append(strided(doc, 0, len(doc), window, stride))
-    return out
+    return [
+        [span for part in sentence_slices(doc) for span in strided(doc, part.start, part.stop, window, stride)]
+        for doc in docs
+    ]
 
 
 def strided(doc: Doc, start: int, end: int, window: int, stride: int) -> List[Span]:

@@ -16,13 +16,7 @@ from thinc.api import Model
 from thinc.layers.chain import init as chain_init
 from thinc.types import Floats2d
 
-
-def sentence_lengths(doc: Doc) -> List[int]:
-    """RETURNS (List[int]): The lengths of the doc's sentences when it has
-    sentence boundaries, else `[len(doc)]`."""
-    if len(doc) and doc.has_annotation("SENT_START"):
-        return [len(sent) for sent in doc.sents]
-    return [len(doc)]
+from ..sentences import sentence_slices
 
 
 def chain_within_sentences(
@@ -32,7 +26,7 @@ def chain_within_sentences(
     output: Model[List[Floats2d], List[Floats2d]],
 ) -> Model[List[Doc], List[Floats2d]]:
     """`chain(features, project, attention, output)`, with `attention` run on
-    each sentence of a doc as its own sequence (`sentence_lengths`).
+    each sentence of a doc as its own sequence (`sentence_slices`).
 
     RETURNS (Model[List[Doc], List[Floats2d]]): The model, with the same layers.
     """
@@ -50,7 +44,7 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats
     features, project, attention, output = model.layers
     X, backprop_features = features(docs, is_train)
     H, backprop_project = project(X, is_train)
-    lengths = [sentence_lengths(doc) for doc in docs]
+    lengths = [[part.stop - part.start for part in sentence_slices(doc)] for doc in docs]
     counts = [len(doc_lengths) for doc_lengths in lengths]
     whole_docs = all(count == 1 for count in counts)
     if whole_docs:

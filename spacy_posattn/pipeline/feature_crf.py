@@ -28,6 +28,9 @@ import numpy
 import pycrfsuite
 from spacy.tokens import Doc
 
+# The token slices the CRF reads as sequences: the doc's sentences, when it has them.
+from ..sentences import sentence_slices as crf_sequences
+
 if TYPE_CHECKING:
     from .crf_attributes import AttributeRows
 
@@ -175,17 +178,6 @@ def sentence_features(words: List[str], tags: List[str], features: str = "paper"
     from the feature set named `features` (`FEATURE_SETS`)."""
     word_fn = feature_set(features)
     return [word_fn(words, tags, i) for i in range(len(words))]
-
-
-def crf_sequences(doc: Doc) -> List[slice]:
-    """The token slices the CRF reads as sequences: the doc's sentences when it
-    has sentence boundaries (as the gold training Docs do), else the whole doc.
-
-    RETURNS (List[slice]): The slices, in order, covering the doc.
-    """
-    if len(doc) and doc.has_annotation("SENT_START"):
-        return [slice(sent.start, sent.end) for sent in doc.sents]
-    return [slice(0, len(doc))]
 
 
 class FeatureCRF:
